@@ -1,0 +1,37 @@
+# Stepwork: the two commands a fresh machine needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check bench services clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: run the example workflows (brand store) and show what happened
+demo: $(STAMP)
+	$(PY) -m examples.brand.demo
+
+## test: lint, type-check, then the whole suite (starts the services it needs)
+test: $(STAMP) services check
+	$(PY) -m mypy --config-file tests/typing/mypy.ini tests/typing
+	$(PY) -m pytest -q
+
+## check: ruff and mypy --strict on the package
+check: $(STAMP)
+	$(PY) -m ruff check src tests examples benchmarks
+	$(PY) -m mypy src
+
+## bench: the named workloads, one JSON line each
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+services:
+	@scripts/services.sh
+
+clean:
+	rm -rf $(VENV) .stepwork .mypy_cache .ruff_cache .pytest_cache

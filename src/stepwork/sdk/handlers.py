@@ -1,0 +1,80 @@
+"""What a composed workflow hands to the engine: its plan plus the callables and resolvers of each step.
+
+The plan (``stepwork.orchestration``) is pure, JSON-serializable data; these objects hold the
+Python side that cannot be stored: the user's functions and the compiled input resolvers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from stepwork.orchestration.definition import Plan, PlanStep
+from stepwork.sdk.references import LazyNode, ValueSource
+
+__all__ = ["CompiledWorkflow", "StepHandler", "adapt_arity", "is_coroutine_callable"]
+
+Handler = Callable[[Any, Any], Any]
+
+
+def is_coroutine_callable(fn: Callable[..., Any]) -> bool:
+    """True for ``async def`` functions, partials of them and objects with an ``async __call__``."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - looking for an async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def adapt_arity(fn: Callable[..., Any]) -> Handler:
+    """Call ``fn`` with as many of ``(input, ctx)`` as it accepts (Medusa allows fewer)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return fn
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 2:
+        return fn
+    if len(positional) == 1:
+        return lambda value, ctx: fn(value)
+    return lambda value, ctx: fn()
+
+
+class StepHandler:
+    """The executable side of one step."""
+
+    __slots__ = ("compensate", "compensate_is_coro", "conditions", "fast", "invoke", "invoke_is_coro",
+                 "kind", "name", "pre", "read_input", "step")
+
+    def __init__(self, step: PlanStep, invoke: Handler, invoke_is_coro: bool,
+                 compensate: Handler | None, compensate_is_coro: bool,
+                 read_input: Callable[[ValueSource], Any], pre: tuple[LazyNode, ...],
+                 conditions: tuple[LazyNode, ...], kind: str) -> None:
+        self.step = step
+        self.name = step.name
+        self.invoke = invoke
+        self.invoke_is_coro = invoke_is_coro
+        self.compensate = None if step.options.no_compensation else compensate
+        self.compensate_is_coro = compensate_is_coro
+        self.read_input = read_input
+        self.pre = pre
+        self.conditions = conditions
+        self.kind = kind
+        opts = step.options
+        # Steps that can be called inline on the fast path: a plain function with nothing around it.
+        self.fast = (not invoke_is_coro and not pre and not conditions and opts.timeout is None
+                     and not opts.thread and not opts.is_async)
+
+
+class CompiledWorkflow:
+    """A workflow ready to run: plan, step handlers, and the resolver of its result."""
+
+    __slots__ = ("handlers", "name", "plan", "read_result", "result_pre")
+
+    def __init__(self, plan: Plan, handlers: tuple[StepHandler, ...],
+                 read_result: Callable[[ValueSource], Any], result_pre: tuple[LazyNode, ...]) -> None:
+        self.name = plan.workflow_id
+        self.plan = plan
+        self.handlers = handlers
+        self.read_result = read_result
+        self.result_pre = result_pre
