@@ -115,30 +115,31 @@ class Run:
         """Run every stage, then compensate if a failure asks for it."""
         txn = self.txn
         handlers = self.handlers
-        steps = txn.steps
+        inv_state = txn.inv_state
         listeners = self.listeners
         timeout = txn.plan.options.timeout
-        loop = asyncio.get_running_loop()
         if timeout is not None:
+            loop = asyncio.get_running_loop()
             self.deadline = loop.time() + timeout
         txn.begin(time.time())
         if listeners:
             await self._emit("on_begin")
         fast_ok = not listeners and self.deadline is None
-        while not txn.failing:
-            stage = txn.next_stage()
-            if stage is None:
-                break
-            if self.deadline is not None and loop.time() >= self.deadline:
+        stages = txn.plan.stages
+        n_stages = len(stages)
+        while txn.cursor < n_stages and not txn.failing:
+            stage = stages[txn.cursor]
+            txn.cursor += 1
+            if self.deadline is not None and asyncio.get_running_loop().time() >= self.deadline:
                 await self._transaction_timed_out()
                 break
             if len(stage) == 1:
                 i = stage[0]
-                if steps[i].invoke_state is not _NOT_STARTED:
+                if inv_state[i] is not _NOT_STARTED:
                     continue  # skipped by an earlier failure
                 h = handlers[i]
                 if fast_ok and h.fast:
-                    # The hot path: a plain function, called inline.
+                    # The hot path: the function is called inline, a coroutine awaited in place.
                     attempt = txn.start_invoke(i, time.time())
                     try:
                         r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
@@ -158,7 +159,7 @@ class Run:
                     continue
                 await self._invoke(i)
             else:
-                await asyncio.gather(*[self._invoke(i) for i in stage if steps[i].invoke_state is _NOT_STARTED])
+                await asyncio.gather(*[self._invoke(i) for i in stage if inv_state[i] is _NOT_STARTED])
         if txn.failing:
             await self._compensate()
         else:
@@ -311,14 +312,32 @@ class Run:
         txn.begin_compensation(time.time(), cancel=cancel)
         if self.listeners:
             await self._emit("on_compensate_begin")
+        handlers = self.handlers
+        fast_ok = not self.listeners
         for group in txn.compensation_stages():
             if len(group) == 1:
-                await self._compensate_step(group[0])
+                i = group[0]
+                h = handlers[i]
+                fn = h.compensate
+                if fast_ok and fn is not None and not h.compensate_is_coro:
+                    # The hot path: a plain compensation function, called inline.
+                    attempt = txn.start_compensate(i)
+                    try:
+                        r = fn(clone(txn.comp_input[i]), StepContext(self, h.name, "compensate", attempt))
+                        if r.__class__ not in _PLAIN and inspect.isawaitable(r):
+                            r = await r
+                    except Exception as exc:  # every compensation error is recorded
+                        if txn.compensate_failed(i, exc) is _RETRY:
+                            await self._compensate_step(i, retry=True)
+                        continue
+                    txn.compensate_succeeded(i, r.output if isinstance(r, StepResponse) else r)
+                    continue
+                await self._compensate_step(i)
             else:
                 await asyncio.gather(*[self._compensate_step(i) for i in group])
         txn.finish_compensating()
 
-    async def _compensate_step(self, i: int) -> None:
+    async def _compensate_step(self, i: int, *, retry: bool = False) -> None:
         txn = self.txn
         h = self.handlers[i]
         fn = h.compensate
@@ -327,17 +346,16 @@ class Run:
             return
         opts = h.step.options
         listeners = self.listeners
-        first = True
         while True:
-            if not first and opts.retry_interval:
+            if retry and opts.retry_interval:
                 await asyncio.sleep(opts.retry_interval)
-            first = False
+            retry = True
             attempt = txn.start_compensate(i)
             if listeners:
                 await self._emit("on_step_begin", step=i)
             try:
                 ctx = StepContext(self, h.name, "compensate", attempt)
-                r = fn(clone(txn.steps[i].comp_input), ctx)
+                r = fn(clone(txn.comp_input[i]), ctx)
                 if r.__class__ not in _PLAIN and inspect.isawaitable(r):
                     r = await r
             except Exception as exc:

@@ -22,7 +22,7 @@ def build_step_record(txn: Transaction, index: int) -> dict[str, Any]:
     """The stored record of one step: id, depth, definition, invoke, compensate, attempts…"""
     plan = txn.plan
     step = plan.steps[index]
-    rec = txn.steps[index]
+    rec = txn.step_record(index)
     stages = plan.stages
     stage = stages[step.stage]
     nxt: list[str] = []
@@ -76,7 +76,7 @@ def build_context(txn: Transaction) -> dict[str, Any]:
     plan = txn.plan
     invoke: dict[str, Any] = {}
     for i, step in enumerate(plan.steps):
-        if txn.steps[i].invoke_state.value in ("done", "timeout") and step.options.save_response:
+        if txn.inv_state[i].value in ("done", "timeout") and step.options.save_response:
             invoke[step.name] = txn.outputs[i]
     return {
         "data": {"payload": txn.payload, "invoke": invoke, "compensate": dict(txn.comp_outputs)},

@@ -15,6 +15,8 @@ from typing import Any
 from stepwork.errors import StepworkError, serialize_error
 from stepwork.orchestration.definition import Plan
 from stepwork.orchestration.states import (
+    _STATE_MOVES,
+    _STATUS_MOVES,
     FINISHED_STATES,
     StepState,
     StepStatus,
@@ -90,31 +92,79 @@ def _is_record(value: object) -> bool:
 
 
 class StepRecord:
-    """The run-time record of one step."""
+    """A read/write view of one step's record inside a :class:`Transaction`.
 
-    __slots__ = ("attempts", "comp_input", "comp_state", "comp_status", "failures", "index",
-                 "invoke_state", "invoke_status", "last_attempt", "started_at")
+    The transaction keeps each field in a list indexed by step (one list per field): creating a
+    run then costs a few list multiplications instead of an object per step.
+    """
 
-    def __init__(self, index: int) -> None:
+    __slots__ = ("_t", "index")
+
+    def __init__(self, txn: Transaction, index: int) -> None:
+        self._t = txn
         self.index = index
-        self.invoke_state = _S.NOT_STARTED
-        self.invoke_status = _T.IDLE
-        self.comp_state = _S.DORMANT
-        self.comp_status = _T.IDLE
-        self.attempts = 0
-        self.failures = 0
-        self.started_at: float | None = None
-        self.last_attempt: float | None = None
-        self.comp_input: Any = None
+
+    @property
+    def invoke_state(self) -> StepState:
+        return self._t.inv_state[self.index]
+
+    @property
+    def invoke_status(self) -> StepStatus:
+        return self._t.inv_status[self.index]
+
+    @property
+    def comp_state(self) -> StepState:
+        return self._t.comp_state[self.index]
+
+    @property
+    def comp_status(self) -> StepStatus:
+        return self._t.comp_status[self.index]
+
+    @property
+    def attempts(self) -> int:
+        return self._t.attempts[self.index]
+
+    @property
+    def failures(self) -> int:
+        return self._t.failures[self.index]
+
+    @property
+    def started_at(self) -> float | None:
+        return self._t.started_at_of[self.index]
+
+    @property
+    def last_attempt(self) -> float | None:
+        return self._t.last_attempt[self.index]
+
+    @property
+    def comp_input(self) -> Any:
+        return self._t.comp_input[self.index]
+
+    @property
+    def output(self) -> Any:
+        return self._t.outputs[self.index]
+
+    def __repr__(self) -> str:
+        return (f"StepRecord({self._t.plan.steps[self.index].name!r}, invoke={self.invoke_state}/"
+                f"{self.invoke_status}, compensate={self.comp_state}/{self.comp_status})")
+
+
+def _illegal_state(current: StepState, new: StepState) -> None:
+    check_state(current, new)
+
+
+def _illegal_status(current: StepStatus, new: StepStatus) -> None:
+    check_status(current, new)
 
 
 class Transaction:
     """One execution of a plan, and the moves of its state machine."""
 
-    __slots__ = ("cancelled_at", "comp_failed", "comp_outputs", "cursor", "errors", "failing",
-                 "has_failed_steps", "has_reverted_steps", "has_skipped_on_failure_steps",
-                 "has_skipped_steps", "has_waiting_steps", "metadata", "outputs", "payload", "plan",
-                 "run_id", "started_at", "state", "steps", "timed_out_at", "transaction_id")
+    __slots__ = ("attempts", "cancelled_at", "comp_failed", "comp_input", "comp_outputs", "comp_state",
+                 "comp_status", "cursor", "errors", "failing", "failures", "has_failed_steps",
+                 "has_reverted_steps", "has_skipped_on_failure_steps", "has_skipped_steps", "has_waiting_steps",
+                 "inv_state", "inv_status", "last_attempt", "metadata", "outputs", "payload", "plan", "run_id",
+                 "started_at", "started_at_of", "state", "timed_out_at", "transaction_id")
 
     def __init__(self, plan: Plan, transaction_id: str, run_id: str, payload: Any,
                  metadata: dict[str, Any] | None = None) -> None:
@@ -125,7 +175,16 @@ class Transaction:
         self.metadata: dict[str, Any] = metadata if metadata is not None else {}
         self.state = _X.NOT_STARTED
         n = len(plan.steps)
-        self.steps = [StepRecord(i) for i in range(n)]
+        # One list per field, indexed by step.
+        self.inv_state: list[StepState] = [_S.NOT_STARTED] * n
+        self.inv_status: list[StepStatus] = [_T.IDLE] * n
+        self.comp_state: list[StepState] = [_S.DORMANT] * n
+        self.comp_status: list[StepStatus] = [_T.IDLE] * n
+        self.attempts: list[int] = [0] * n
+        self.failures: list[int] = [0] * n
+        self.started_at_of: list[float | None] = [None] * n
+        self.last_attempt: list[float | None] = [None] * n
+        self.comp_input: list[Any] = [None] * n
         self.outputs: list[Any] = [None] * n   # what later steps and the result read
         self.comp_outputs: dict[str, Any] = {}
         self.errors: list[StepFailure] = []
@@ -140,6 +199,15 @@ class Transaction:
         self.has_skipped_on_failure_steps = False
         self.has_waiting_steps = False
         self.has_reverted_steps = False
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        """A view of every step's record, in plan order."""
+        return [StepRecord(self, i) for i in range(len(self.plan.steps))]
+
+    def step_record(self, index: int) -> StepRecord:
+        """A view of step ``index``'s record."""
+        return StepRecord(self, index)
 
     # -- the transaction itself -------------------------------------------------------------------
 
@@ -178,29 +246,38 @@ class Transaction:
 
     def start_invoke(self, index: int, now: float) -> int:
         """Record the start of an attempt of step ``index``; return the attempt number (1-based)."""
-        rec = self.steps[index]
-        rec.invoke_state = check_state(rec.invoke_state, _S.INVOKING)
-        rec.invoke_status = check_status(rec.invoke_status, _T.WAITING_RESPONSE)
-        rec.attempts += 1
-        if rec.started_at is None:
-            rec.started_at = now
-        rec.last_attempt = now
-        return rec.attempts
+        state = self.inv_state[index]
+        if (state, _S.INVOKING) not in _STATE_MOVES:
+            _illegal_state(state, _S.INVOKING)
+        status = self.inv_status[index]
+        if (status, _T.WAITING_RESPONSE) not in _STATUS_MOVES:
+            _illegal_status(status, _T.WAITING_RESPONSE)
+        self.inv_state[index] = _S.INVOKING
+        self.inv_status[index] = _T.WAITING_RESPONSE
+        attempt = self.attempts[index] = self.attempts[index] + 1
+        if attempt == 1:
+            self.started_at_of[index] = now
+        self.last_attempt[index] = now
+        return attempt
 
     def invoke_succeeded(self, index: int, output: Any, compensate_input: Any) -> None:
         """The attempt returned ``output``; the compensation will receive ``compensate_input``."""
-        rec = self.steps[index]
-        rec.invoke_state = check_state(rec.invoke_state, _S.DONE)
-        rec.invoke_status = check_status(rec.invoke_status, _T.OK)
-        rec.comp_input = compensate_input
+        state = self.inv_state[index]
+        if state is not _S.INVOKING:
+            _illegal_state(state, _S.DONE)
+        status = self.inv_status[index]
+        if status is not _T.WAITING_RESPONSE:
+            _illegal_status(status, _T.OK)
+        self.inv_state[index] = _S.DONE
+        self.inv_status[index] = _T.OK
+        self.comp_input[index] = compensate_input
         if self.plan.steps[index].options.save_response:
             self.outputs[index] = output
 
     def invoke_skipped(self, index: int) -> None:
         """The step is skipped (``StepResponse.skip()`` or a false ``when``): output ``None``."""
-        rec = self.steps[index]
-        rec.invoke_state = check_state(rec.invoke_state, _S.SKIPPED)
-        rec.invoke_status = check_status(rec.invoke_status, _T.OK)
+        self.inv_state[index] = check_state(self.inv_state[index], _S.SKIPPED)
+        self.inv_status[index] = check_status(self.inv_status[index], _T.OK)
         self.has_skipped_steps = True
 
     def invoke_failed(self, index: int, error: object, *, permanent: bool = False,
@@ -214,17 +291,16 @@ class Transaction:
         ``compensate_input`` is what the step's own compensation receives (a permanent failure's
         partial data, or a late step's output when ``has_output``).
         """
-        rec = self.steps[index]
         step = self.plan.steps[index]
-        rec.failures += 1
+        failures = self.failures[index] = self.failures[index] + 1
         permanent = permanent or timeout or transaction_timeout
-        if not permanent and rec.failures <= step.options.max_retries:
-            rec.invoke_status = check_status(rec.invoke_status, _T.TEMP_FAILURE)
+        if not permanent and failures <= step.options.max_retries:
+            self.inv_status[index] = check_status(self.inv_status[index], _T.TEMP_FAILURE)
             return FailureOutcome.RETRY
-        rec.invoke_state = check_state(rec.invoke_state,
-                                       _S.TIMEOUT if (timeout or transaction_timeout) else _S.FAILED)
-        rec.invoke_status = check_status(rec.invoke_status, _T.PERMANENT_FAILURE)
-        rec.comp_input = compensate_input
+        self.inv_state[index] = check_state(self.inv_state[index],
+                                            _S.TIMEOUT if (timeout or transaction_timeout) else _S.FAILED)
+        self.inv_status[index] = check_status(self.inv_status[index], _T.PERMANENT_FAILURE)
+        self.comp_input[index] = compensate_input
         if has_output and step.options.save_response:
             self.outputs[index] = output
         self.errors.append(StepFailure(step.name, "invoke", error))
@@ -248,19 +324,18 @@ class Transaction:
                 continue
             if isinstance(until, str) and later.name == until:
                 return
-            rec = self.steps[later.index]
-            if rec.invoke_state is _S.NOT_STARTED:
-                rec.invoke_state = check_state(rec.invoke_state, _S.SKIPPED_FAILURE)
+            i = later.index
+            if self.inv_state[i] is _S.NOT_STARTED:
+                self.inv_state[i] = check_state(self.inv_state[i], _S.SKIPPED_FAILURE)
                 self.has_skipped_on_failure_steps = True
 
     def is_pending(self, index: int) -> bool:
         """True if step ``index`` has not started (it was not skipped by a failure)."""
-        return self.steps[index].invoke_state is _S.NOT_STARTED
+        return self.inv_state[index] is _S.NOT_STARTED
 
-    def mark_running_timed_out(self, now: float) -> list[int]:
-        """The workflow timed out: return the steps still invoking (the runner fails each)."""
-        self.timed_out_at = now
-        return [r.index for r in self.steps if r.invoke_state is _S.INVOKING]
+    def running_steps(self) -> list[int]:
+        """The steps whose invoke is in progress."""
+        return [i for i, st in enumerate(self.inv_state) if st is _S.INVOKING]
 
     # -- compensating -----------------------------------------------------------------------------
 
@@ -279,59 +354,71 @@ class Transaction:
 
     def needs_compensation(self, index: int) -> bool:
         """True if step ``index`` ran (done, timed out or failed) and is not compensated yet."""
-        rec = self.steps[index]
-        return rec.comp_state is _S.DORMANT and (
-            rec.invoke_state is _S.DONE or rec.invoke_state is _S.TIMEOUT
-            or rec.invoke_status is _T.PERMANENT_FAILURE)
+        inv = self.inv_state[index]
+        return self.comp_state[index] is _S.DORMANT and (
+            inv is _S.DONE or inv is _S.TIMEOUT or self.inv_status[index] is _T.PERMANENT_FAILURE)
 
     def compensation_stages(self) -> list[list[int]]:
         """The steps to compensate, newest stage first; steps of one stage run concurrently."""
         out: list[list[int]] = []
+        needs = self.needs_compensation
         for stage in reversed(self.plan.stages[: self.cursor]):
-            todo = [i for i in stage if self.needs_compensation(i)]
-            if todo:
-                out.append(todo)
+            if len(stage) == 1:
+                if needs(stage[0]):
+                    out.append([stage[0]])
+            else:
+                todo = [i for i in stage if needs(i)]
+                if todo:
+                    out.append(todo)
         return out
 
     def start_compensate(self, index: int) -> int:
         """Record the start of a compensation attempt; return its number (1-based)."""
-        rec = self.steps[index]
-        if rec.comp_state is _S.DORMANT:
-            rec.comp_state = check_state(rec.comp_state, _S.NOT_STARTED)
-            rec.attempts = 0   # attempts and failures restart for the compensation (Medusa)
-            rec.failures = 0
-        rec.comp_state = check_state(rec.comp_state, _S.COMPENSATING)
-        rec.comp_status = check_status(rec.comp_status, _T.WAITING_RESPONSE)
-        rec.attempts += 1
-        return rec.attempts
+        state = self.comp_state[index]
+        if state is _S.DORMANT:
+            self.attempts[index] = 0   # attempts and failures restart for the compensation (Medusa)
+            self.failures[index] = 0
+            state = _S.NOT_STARTED
+        elif (state, _S.COMPENSATING) not in _STATE_MOVES:
+            _illegal_state(state, _S.COMPENSATING)
+        status = self.comp_status[index]
+        if (status, _T.WAITING_RESPONSE) not in _STATUS_MOVES:
+            _illegal_status(status, _T.WAITING_RESPONSE)
+        self.comp_state[index] = _S.COMPENSATING
+        self.comp_status[index] = _T.WAITING_RESPONSE
+        attempt = self.attempts[index] = self.attempts[index] + 1
+        return attempt
 
     def compensate_succeeded(self, index: int, output: Any) -> None:
         """The compensation returned ``output``."""
-        rec = self.steps[index]
-        rec.comp_state = check_state(rec.comp_state, _S.REVERTED)
-        rec.comp_status = check_status(rec.comp_status, _T.OK)
+        state = self.comp_state[index]
+        if state is not _S.COMPENSATING:
+            _illegal_state(state, _S.REVERTED)
+        status = self.comp_status[index]
+        if status is not _T.WAITING_RESPONSE:
+            _illegal_status(status, _T.OK)
+        self.comp_state[index] = _S.REVERTED
+        self.comp_status[index] = _T.OK
         self.has_reverted_steps = True
         if output is not None:
             self.comp_outputs[self.plan.steps[index].name] = output
 
     def compensate_skipped(self, index: int) -> None:
         """The step has no compensation: mark it ``reverted`` without calling anything."""
-        rec = self.steps[index]
-        rec.comp_state = check_state(rec.comp_state, _S.NOT_STARTED)
-        rec.comp_state = check_state(rec.comp_state, _S.COMPENSATING)
-        rec.comp_state = check_state(rec.comp_state, _S.REVERTED)
+        state = check_state(self.comp_state[index], _S.NOT_STARTED)
+        state = check_state(state, _S.COMPENSATING)
+        self.comp_state[index] = check_state(state, _S.REVERTED)
         self.has_reverted_steps = True
 
     def compensate_failed(self, index: int, error: object) -> FailureOutcome:
         """Record a failed compensation attempt: ``RETRY`` or, after the retries, a failure."""
-        rec = self.steps[index]
         step = self.plan.steps[index]
-        rec.failures += 1
-        if rec.failures <= step.options.max_retries:
-            rec.comp_status = check_status(rec.comp_status, _T.TEMP_FAILURE)
+        failures = self.failures[index] = self.failures[index] + 1
+        if failures <= step.options.max_retries:
+            self.comp_status[index] = check_status(self.comp_status[index], _T.TEMP_FAILURE)
             return FailureOutcome.RETRY
-        rec.comp_state = check_state(rec.comp_state, _S.FAILED)
-        rec.comp_status = check_status(rec.comp_status, _T.PERMANENT_FAILURE)
+        self.comp_state[index] = check_state(self.comp_state[index], _S.FAILED)
+        self.comp_status[index] = check_status(self.comp_status[index], _T.PERMANENT_FAILURE)
         self.errors.append(StepFailure(step.name, "compensate", error))
         self.comp_failed = True
         return FailureOutcome.CONTINUE

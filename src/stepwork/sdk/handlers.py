@@ -61,9 +61,9 @@ class StepHandler:
         self.conditions = conditions
         self.kind = kind
         opts = step.options
-        # Steps that can be called inline on the fast path: a plain function with nothing around it.
-        self.fast = (not invoke_is_coro and not pre and not conditions and opts.timeout is None
-                     and not opts.thread and not opts.is_async)
+        # Steps the runner may call on its fast path: nothing to evaluate or enforce around the call.
+        self.fast = (not pre and not conditions and opts.timeout is None and not opts.thread
+                     and not opts.is_async)
 
 
 class CompiledWorkflow:
