@@ -112,22 +112,38 @@ class Step(Generic[I, O]):
 
 
 InvokeAsyncResp = Callable[[I, StepContext], Awaitable[StepResponse[O, Any]]]
-InvokeAsync = Callable[[I, StepContext], Awaitable[O]]
+InvokeAsyncMixed = Callable[[I, StepContext], Awaitable[O | StepResponse[O, Any]]]
 InvokeResp = Callable[[I, StepContext], StepResponse[O, Any]]
-InvokePlain = Callable[[I, StepContext], O]
+InvokeMixed = Callable[[I, StepContext], O | StepResponse[O, Any]]
+Invoke1AsyncResp = Callable[[I], Awaitable[StepResponse[O, Any]]]
+Invoke1AsyncMixed = Callable[[I], Awaitable[O | StepResponse[O, Any]]]
+Invoke1Resp = Callable[[I], StepResponse[O, Any]]
+Invoke1Mixed = Callable[[I], O | StepResponse[O, Any]]
 
 
 @overload
 def create_step(name_or_config: str | Mapping[str, Any], invoke: InvokeAsyncResp[I, O],
                 compensate: Callable[..., Any] | None = None) -> Step[I, O]: ...
 @overload
-def create_step(name_or_config: str | Mapping[str, Any], invoke: InvokeAsync[I, O],
+def create_step(name_or_config: str | Mapping[str, Any], invoke: InvokeAsyncMixed[I, O],
                 compensate: Callable[..., Any] | None = None) -> Step[I, O]: ...
 @overload
 def create_step(name_or_config: str | Mapping[str, Any], invoke: InvokeResp[I, O],
                 compensate: Callable[..., Any] | None = None) -> Step[I, O]: ...
 @overload
-def create_step(name_or_config: str | Mapping[str, Any], invoke: InvokePlain[I, O],
+def create_step(name_or_config: str | Mapping[str, Any], invoke: InvokeMixed[I, O],
+                compensate: Callable[..., Any] | None = None) -> Step[I, O]: ...
+@overload
+def create_step(name_or_config: str | Mapping[str, Any], invoke: Invoke1AsyncResp[I, O],
+                compensate: Callable[..., Any] | None = None) -> Step[I, O]: ...
+@overload
+def create_step(name_or_config: str | Mapping[str, Any], invoke: Invoke1AsyncMixed[I, O],
+                compensate: Callable[..., Any] | None = None) -> Step[I, O]: ...
+@overload
+def create_step(name_or_config: str | Mapping[str, Any], invoke: Invoke1Resp[I, O],
+                compensate: Callable[..., Any] | None = None) -> Step[I, O]: ...
+@overload
+def create_step(name_or_config: str | Mapping[str, Any], invoke: Invoke1Mixed[I, O],
                 compensate: Callable[..., Any] | None = None) -> Step[I, O]: ...
 @overload
 def create_step(name_or_config: str | Mapping[str, Any], invoke: Callable[..., Any],
@@ -153,11 +169,19 @@ class _StepDecorator:
     @overload
     def __call__(self, fn: InvokeAsyncResp[I, O]) -> Step[I, O]: ...
     @overload
-    def __call__(self, fn: InvokeAsync[I, O]) -> Step[I, O]: ...
+    def __call__(self, fn: InvokeAsyncMixed[I, O]) -> Step[I, O]: ...
     @overload
     def __call__(self, fn: InvokeResp[I, O]) -> Step[I, O]: ...
     @overload
-    def __call__(self, fn: InvokePlain[I, O]) -> Step[I, O]: ...
+    def __call__(self, fn: InvokeMixed[I, O]) -> Step[I, O]: ...
+    @overload
+    def __call__(self, fn: Invoke1AsyncResp[I, O]) -> Step[I, O]: ...
+    @overload
+    def __call__(self, fn: Invoke1AsyncMixed[I, O]) -> Step[I, O]: ...
+    @overload
+    def __call__(self, fn: Invoke1Resp[I, O]) -> Step[I, O]: ...
+    @overload
+    def __call__(self, fn: Invoke1Mixed[I, O]) -> Step[I, O]: ...
     @overload
     def __call__(self, fn: Callable[..., Any]) -> Step[Any, Any]: ...
     def __call__(self, fn: Callable[..., Any]) -> Step[Any, Any]:

@@ -37,7 +37,11 @@ class WorkflowResponse(Generic[O_co]):
 
     __slots__ = ("hooks", "result")
 
-    def __init__(self, result: O_co | Ref[O_co] = _NONE, hooks: Sequence[Hook[Any]] = ()) -> None:
+    @overload
+    def __init__(self, result: Ref[O_co], hooks: Sequence[Hook[Any]] = ()) -> None: ...
+    @overload
+    def __init__(self, result: O_co = ..., hooks: Sequence[Hook[Any]] = ()) -> None: ...
+    def __init__(self, result: Any = _NONE, hooks: Sequence[Hook[Any]] = ()) -> None:
         self.result = result
         self.hooks = tuple(hooks)
 
