@@ -23,7 +23,7 @@ from stepwork.orchestration.transaction import FailureOutcome, StepFailure, Tran
 from stepwork.sdk.context import StepContext
 from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
 from stepwork.sdk.references import LazyNode, clone
-from stepwork.sdk.results import Acknowledgement, WorkflowResult
+from stepwork.sdk.results import WorkflowResult
 from stepwork.sdk.step_response import StepResponse, is_skip
 
 __all__ = ["EVENT_TYPES", "Run", "execute"]
@@ -39,6 +39,7 @@ EVENT_TYPES = frozenset({
 # Result types that are certainly not awaitable: skips inspect.isawaitable on the hot path.
 _PLAIN: frozenset[type] = frozenset({int, float, str, bool, type(None), dict, list, tuple, bytes, StepResponse})
 _NOT_STARTED = StepState.NOT_STARTED
+_SKIPPED: Any = object()
 _RETRY = FailureOutcome.RETRY
 _DONE = TransactionState.DONE
 _FAILED_STATES = (TransactionState.FAILED, TransactionState.REVERTED)
@@ -75,7 +76,7 @@ class Run:
     """One execution being driven: the transaction, its resolver state and the run-wide facts."""
 
     __slots__ = ("_container", "children", "compiled", "context", "deadline", "event_group_id", "handlers",
-                 "listeners", "memo", "outputs", "parent_step_idempotency_key", "payload", "run_id",
+                 "inflight", "listeners", "memo", "outputs", "parent_step_idempotency_key", "payload", "run_id",
                  "transaction_id", "txn", "workflow_id")
 
     def __init__(self, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str, run_id: str,
@@ -99,6 +100,7 @@ class Run:
         self.payload = payload
         self.outputs = self.txn.outputs
         self.memo: dict[int, Any] = {}
+        self.inflight: dict[int, asyncio.Future[None]] | None = None
         self.children: dict[str, Run] = {}
         self.deadline: float | None = None
 
@@ -142,24 +144,31 @@ class Run:
                     # The hot path: the function is called inline, a coroutine awaited in place.
                     attempt = txn.start_invoke(i, time.time())
                     try:
-                        r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
+                        f1 = h.invoke1
+                        if f1 is not None:
+                            r = f1(h.read_input(self))
+                        else:
+                            r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
                         if r.__class__ not in _PLAIN and inspect.isawaitable(r):
                             r = await r
                     except Exception as exc:
-                        if await self._invoke_failed(i, exc) is _RETRY:
-                            await self._invoke(i, retry=True)
-                        continue
-                    if r.__class__ is StepResponse:
-                        if is_skip(r):
-                            txn.invoke_skipped(i)
-                        else:
-                            txn.invoke_succeeded(i, r.output, r.compensate_input)
+                        outcome = await self._invoke_failed(i, exc)
                     else:
-                        txn.invoke_succeeded(i, r, r)
+                        if r.__class__ is StepResponse and not is_skip(r):
+                            txn.invoke_succeeded(i, r.output, r.compensate_input)
+                        else:
+                            self._succeeded(i, r)
+                        continue
+                    if outcome is _RETRY:  # retried outside the except block: no chaining to this error
+                        await self._invoke(i, retry=True)
                     continue
                 await self._invoke(i)
             else:
-                await asyncio.gather(*[self._invoke(i) for i in stage if inv_state[i] is _NOT_STARTED])
+                members = [i for i in stage if inv_state[i] is _NOT_STARTED]
+                if fast_ok and all(handlers[i].fast and not handlers[i].step.options.max_retries for i in members):
+                    await self._parallel_fast(members)
+                else:
+                    await asyncio.gather(*[self._invoke(i) for i in members])
         if txn.failing:
             await self._compensate()
         else:
@@ -205,17 +214,56 @@ class Run:
                 if await self._invoke_failed(i, exc) is _RETRY:
                     continue
                 return
-            if r.__class__ is StepResponse or isinstance(r, StepResponse):
-                if is_skip(r):
-                    txn.invoke_skipped(i)
-                    return
-                output, comp_input = r.output, r.compensate_input
-            else:
-                output = comp_input = r
-            txn.invoke_succeeded(i, output, comp_input)
-            if listeners:
+            output = self._succeeded(i, r)
+            if listeners and output is not _SKIPPED:
                 await self._emit("on_step_success", step=i, response=output)
             return
+
+    def _succeeded(self, i: int, r: Any) -> Any:
+        """Record step ``i``'s return value ``r``; return its output (``_SKIPPED`` for a skip)."""
+        if isinstance(r, StepResponse):
+            if is_skip(r):
+                self.txn.invoke_skipped(i)
+                return _SKIPPED
+            self.txn.invoke_succeeded(i, r.output, r.compensate_input)
+            return r.output
+        self.txn.invoke_succeeded(i, r, r)
+        return r
+
+    async def _parallel_fast(self, members: list[int]) -> None:
+        """A parallel stage of fast steps without retries: their coroutines go straight to gather."""
+        txn = self.txn
+        handlers = self.handlers
+        now = time.time()
+        pending: list[Any] = []
+        waiting: list[int] = []
+        for i in members:
+            h = handlers[i]
+            attempt = txn.start_invoke(i, now)
+            try:
+                f1 = h.invoke1
+                if f1 is not None:
+                    r = f1(h.read_input(self))
+                else:
+                    r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
+            except Exception as exc:  # every step error is recorded
+                await self._invoke_failed(i, exc)
+                continue
+            if r.__class__ not in _PLAIN and inspect.isawaitable(r):
+                pending.append(r)
+                waiting.append(i)
+            else:
+                self._succeeded(i, r)
+        if not pending:
+            return
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for i, r in zip(waiting, results, strict=True):
+            if isinstance(r, BaseException):
+                if not isinstance(r, (Exception, asyncio.CancelledError)):
+                    raise r
+                await self._invoke_failed(i, r)
+            else:
+                self._succeeded(i, r)
 
     async def _call(self, h: StepHandler, value: Any, ctx: StepContext) -> Any:
         """Call the invoke function, enforcing the step's timeout and the workflow's."""
@@ -236,16 +284,19 @@ class Run:
             cm = asyncio.timeout_at(limit)
             try:
                 async with cm:
-                    return await r
+                    r = await r
             except TimeoutError:
                 if cm.expired():
                     raise _TimedOut(deadline is not None and loop.time() >= deadline) from None
                 raise
-        if limit is not None and loop.time() > limit:
-            # A plain function cannot be interrupted: it is marked timed out when it returns late.
-            output, comp = (r.output, r.compensate_input) if isinstance(r, StepResponse) else (r, r)
-            raise _TimedOut(deadline is not None and loop.time() >= deadline, output, comp, True)
-        return r
+            if not cm.expired():
+                return r
+            # The step swallowed its cancellation and returned: it still ran out of time.
+        elif limit is None or loop.time() <= limit:
+            return r
+        # A plain function cannot be interrupted: it is marked timed out when it returns late.
+        output, comp = (r.output, r.compensate_input) if isinstance(r, StepResponse) else (r, r)
+        raise _TimedOut(deadline is not None and loop.time() >= deadline, output, comp, True)
 
     async def _invoke_failed(self, i: int, error: BaseException, *,
                              timed_out: _TimedOut | None = None) -> FailureOutcome:
@@ -298,12 +349,32 @@ class Run:
     async def _ensure(self, nodes: tuple[LazyNode, ...]) -> None:
         memo = self.memo
         for node in nodes:
-            if node.key in memo:
+            key = node.key
+            if key in memo:
+                continue
+            inflight = self.inflight
+            if inflight is not None and key in inflight:
+                await inflight[key]  # a parallel step is computing it: share its value (or error)
                 continue
             value = node.compute(self)
             if node.is_async or (value.__class__ not in _PLAIN and inspect.isawaitable(value)):
-                value = await value
-            memo[node.key] = value
+                # Parallel steps may need the same value meanwhile: they wait on this future.
+                if inflight is None:
+                    inflight = self.inflight = {}
+                future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                inflight[key] = future
+                try:
+                    value = await value
+                except BaseException as exc:
+                    future.set_exception(exc)
+                    future.exception()  # retrieved here, so no "never retrieved" warning
+                    raise
+                finally:
+                    if not future.done():
+                        future.set_result(None)
+                memo[key] = value
+                continue
+            memo[key] = value
 
     # -- compensating -----------------------------------------------------------------------------
 
@@ -323,14 +394,20 @@ class Run:
                     # The hot path: a plain compensation function, called inline.
                     attempt = txn.start_compensate(i)
                     try:
-                        r = fn(clone(txn.comp_input[i]), StepContext(self, h.name, "compensate", attempt))
+                        f1 = h.compensate1
+                        if f1 is not None:
+                            r = f1(clone(txn.comp_input[i]))
+                        else:
+                            r = fn(clone(txn.comp_input[i]), StepContext(self, h.name, "compensate", attempt))
                         if r.__class__ not in _PLAIN and inspect.isawaitable(r):
                             r = await r
                     except Exception as exc:  # every compensation error is recorded
-                        if txn.compensate_failed(i, exc) is _RETRY:
-                            await self._compensate_step(i, retry=True)
+                        outcome = txn.compensate_failed(i, exc)
+                    else:
+                        txn.compensate_succeeded(i, r.output if isinstance(r, StepResponse) else r)
                         continue
-                    txn.compensate_succeeded(i, r.output if isinstance(r, StepResponse) else r)
+                    if outcome is _RETRY:  # outside the except block: no chaining to this error
+                        await self._compensate_step(i, retry=True)
                     continue
                 await self._compensate_step(i)
             else:
@@ -434,12 +511,6 @@ class Run:
         except Exception:
             logger.exception("The %s handler of workflow %s raised; ignored.", event_type, self.workflow_id)
 
-    def acknowledgement(self) -> Acknowledgement:
-        """Whether this run finished and failed."""
-        state = self.txn.state
-        return Acknowledgement(self.workflow_id, self.transaction_id, self.txn.is_finished,
-                               state in _FAILED_STATES, self.parent_step_idempotency_key)
-
 
 def error_to_raise(txn: Transaction, handler_type: str = "invoke") -> BaseException:
     """The error a failed run raises: its first error, as the original exception when there is one."""
@@ -489,13 +560,17 @@ async def finish(run: Run, *, throw_on_error: bool, result_from: str | None) -> 
     """Resolve the result of a finished run, notify ``on_finish`` and raise if asked to."""
     txn = run.txn
     try:
-        result = await run.resolve_result(result_from)
+        compiled = run.compiled
+        if result_from is None and not compiled.result_pre:
+            result = compiled.read_result(run)
+        else:
+            result = await run.resolve_result(result_from)
     except Exception as exc:
         txn.errors.append(StepFailure(None, "invoke", exc))
         result = None
         if throw_on_error:
             raise
-    out: WorkflowResult[Any] = WorkflowResult(result, txn, run.acknowledgement())
+    out: WorkflowResult[Any] = WorkflowResult(result, txn, run.parent_step_idempotency_key)
     if run.listeners:
         await run._emit("on_finish", state=txn.state.value, result=result,
                         errors=[e.to_dict() for e in txn.errors])

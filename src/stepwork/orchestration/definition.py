@@ -17,7 +17,7 @@ from typing import Any
 
 from stepwork.errors import StepworkError
 
-__all__ = ["Plan", "PlanStep", "StepOptions", "WorkflowOptions", "parse_step_options",
+__all__ = ["Plan", "PlanStep", "StepOptions", "WorkflowOptions", "check_step_name", "parse_step_options",
            "parse_workflow_options"]
 
 _INVALID = StepworkError.Types.INVALID_DATA
@@ -102,9 +102,19 @@ def _seconds(owner: str, key: str, value: object, *, allow_zero: bool) -> float:
     return float(value)
 
 
+def check_step_name(name: object) -> None:
+    """Raise ``StepworkError`` unless ``name`` is a usable step name."""
+    if not isinstance(name, str) or not name:
+        raise StepworkError(_INVALID, f"A step name must be a non-empty string, got {name!r}.")
+    if ":" in name:
+        raise StepworkError(_INVALID, f'Step name "{name}" must not contain ":" '
+                                      "(it separates the parts of idempotency keys).")
+
+
 def parse_step_options(name: str, options: Mapping[str, Any], *, base: StepOptions | None = None,
                        owner: str | None = None) -> StepOptions:
     """Validate step options (snake_case keys of SPEC §1.2) on top of ``base``."""
+    check_step_name(name)
     owner = owner or f'step "{name}"'
     values: dict[str, Any] = {} if base is None else {f.name: getattr(base, f.name) for f in fields(base)}
     values["name"] = name
@@ -113,11 +123,7 @@ def parse_step_options(name: str, options: Mapping[str, Any], *, base: StepOptio
         if attr is None:
             raise _unknown_key("step", owner, key, list(_STEP_KEYS))
         if key == "name":
-            if not isinstance(value, str) or not value:
-                raise StepworkError(_INVALID, f"A step name must be a non-empty string, got {value!r}.")
-            if ":" in value:
-                raise StepworkError(_INVALID, f'Step name "{value}" must not contain ":" '
-                                              "(it separates the parts of idempotency keys).")
+            check_step_name(value)
         elif key in _BOOL_KEYS:
             if not isinstance(value, bool):
                 raise StepworkError(_INVALID, f'Option "{key}" of {owner} must be True or False, '

@@ -87,15 +87,13 @@ _STATE_MOVES: frozenset[tuple[StepState, StepState]] = frozenset({
 
 _T = StepStatus
 _STATUS_MOVES: frozenset[tuple[StepStatus, StepStatus]] = frozenset({
-    (_T.IDLE, _T.WAITING_RESPONSE),
+    *((status, _T.WAITING_RESPONSE) for status in StepStatus),  # any status may start waiting again
     (_T.IDLE, _T.OK),
     (_T.IDLE, _T.PERMANENT_FAILURE),
-    (_T.WAITING_RESPONSE, _T.WAITING_RESPONSE),
     (_T.WAITING_RESPONSE, _T.OK),
     (_T.WAITING_RESPONSE, _T.TEMP_FAILURE),
     (_T.WAITING_RESPONSE, _T.PERMANENT_FAILURE),
     (_T.TEMP_FAILURE, _T.IDLE),
-    (_T.TEMP_FAILURE, _T.WAITING_RESPONSE),
     (_T.TEMP_FAILURE, _T.PERMANENT_FAILURE),
     (_T.PERMANENT_FAILURE, _T.IDLE),
 })

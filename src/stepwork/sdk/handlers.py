@@ -13,7 +13,7 @@ from typing import Any
 from stepwork.orchestration.definition import Plan, PlanStep
 from stepwork.sdk.references import LazyNode, ValueSource
 
-__all__ = ["CompiledWorkflow", "StepHandler", "adapt_arity", "is_coroutine_callable"]
+__all__ = ["CompiledWorkflow", "OneArg", "StepHandler", "adapt_arity", "is_coroutine_callable"]
 
 Handler = Callable[[Any, Any], Any]
 
@@ -36,15 +36,27 @@ def adapt_arity(fn: Callable[..., Any]) -> Handler:
     if any(p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 2:
         return fn
     if len(positional) == 1:
-        return lambda value, ctx: fn(value)
+        return OneArg(fn)
     return lambda value, ctx: fn()
+
+
+class OneArg:
+    """A function of the input alone, callable as ``(input, ctx)``; the runner calls ``fn`` directly."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, value: Any, ctx: Any) -> Any:
+        return self.fn(value)
 
 
 class StepHandler:
     """The executable side of one step."""
 
-    __slots__ = ("compensate", "compensate_is_coro", "conditions", "fast", "invoke", "invoke_is_coro",
-                 "kind", "name", "pre", "read_input", "step")
+    __slots__ = ("compensate", "compensate1", "compensate_is_coro", "conditions", "fast", "invoke", "invoke1",
+                 "invoke_is_coro", "kind", "name", "pre", "read_input", "step")
 
     def __init__(self, step: PlanStep, invoke: Handler, invoke_is_coro: bool,
                  compensate: Handler | None, compensate_is_coro: bool,
@@ -55,6 +67,9 @@ class StepHandler:
         self.invoke = invoke
         self.invoke_is_coro = invoke_is_coro
         self.compensate = None if step.options.no_compensation else compensate
+        # Functions of the input alone are called without building a StepContext.
+        self.invoke1 = invoke.fn if isinstance(invoke, OneArg) else None
+        self.compensate1 = self.compensate.fn if isinstance(self.compensate, OneArg) else None
         self.compensate_is_coro = compensate_is_coro
         self.read_input = read_input
         self.pre = pre

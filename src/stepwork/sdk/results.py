@@ -91,14 +91,15 @@ class WorkflowResult(Generic[O_co]):
     in ``transaction.context["errors"]`` too.
     """
 
-    __slots__ = ("_errors", "_txn", "acknowledgement", "result", "transaction")
+    __slots__ = ("_ack", "_errors", "_parent_key", "_transaction", "_txn", "result")
 
-    def __init__(self, result: O_co, txn: Transaction, acknowledgement: Acknowledgement) -> None:
+    def __init__(self, result: O_co, txn: Transaction, parent_step_idempotency_key: str | None = None) -> None:
         self.result = result
         self._txn = txn
+        self._parent_key = parent_step_idempotency_key
         self._errors: list[StepFailure] | None = None
-        self.transaction = TransactionInfo(txn)
-        self.acknowledgement = acknowledgement
+        self._transaction: TransactionInfo | None = None
+        self._ack: Acknowledgement | None = None
 
     @property
     def errors(self) -> list[StepFailure]:
@@ -107,6 +108,25 @@ class WorkflowResult(Generic[O_co]):
             self._errors = self._txn.invoke_errors()
         return self._errors
 
+    @property
+    def transaction(self) -> TransactionInfo:
+        """The run's transaction: ids, state, ``execution`` and ``context``."""
+        if self._transaction is None:
+            self._transaction = TransactionInfo(self._txn)
+        return self._transaction
+
+    @property
+    def acknowledgement(self) -> Acknowledgement:
+        """Whether the run finished, and whether it failed (``failed`` or ``reverted``)."""
+        if self._ack is None:
+            txn = self._txn
+            self._ack = Acknowledgement(txn.plan.workflow_id, txn.transaction_id, txn.is_finished,
+                                        txn.state in _FAILED, self._parent_key)
+        return self._ack
+
     def __repr__(self) -> str:
         return (f"WorkflowResult(state={self.transaction.state.value!r}, result={self.result!r}, "
                 f"errors={len(self.errors)})")
+
+
+_FAILED = (TransactionState.FAILED, TransactionState.REVERTED)

@@ -1,0 +1,1 @@
+"""Benchmarks of stepwork against the peers' workloads (W1..W5); run with ``python -m benchmarks.run``."""
