@@ -24,6 +24,7 @@ from stepwork.sdk.context import StepContext
 from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
 from stepwork.sdk.references import LazyNode, clone
 from stepwork.sdk.results import WorkflowResult
+from stepwork.sdk.step_response import _SKIP as _SKIP_MARKER
 from stepwork.sdk.step_response import StepResponse, is_skip
 
 __all__ = ["EVENT_TYPES", "Run", "execute"]
@@ -154,7 +155,7 @@ class Run:
                     except Exception as exc:
                         outcome = await self._invoke_failed(i, exc)
                     else:
-                        if r.__class__ is StepResponse and not is_skip(r):
+                        if r.__class__ is StepResponse and r is not _SKIP_MARKER:
                             txn.invoke_succeeded(i, r.output, r.compensate_input)
                         else:
                             self._succeeded(i, r)

@@ -223,7 +223,7 @@ class PlanStep:
 class Plan:
     """The precomputed execution plan of a workflow definition (pure data, built once)."""
 
-    __slots__ = ("definition", "has_async_steps", "index_by_name", "options", "stages", "steps",
+    __slots__ = ("definition", "has_async_steps", "index_by_name", "options", "save_response", "stages", "steps",
                  "store", "workflow_id")
 
     def __init__(self, options: WorkflowOptions, stages: Sequence[Sequence[StepOptions]]) -> None:
@@ -244,6 +244,7 @@ class Plan:
         self.steps: tuple[PlanStep, ...] = tuple(steps)
         self.stages: tuple[tuple[int, ...], ...] = tuple(stage_indexes)
         self.index_by_name = {s.name: s.index for s in steps}
+        self.save_response = tuple(s.options.save_response for s in steps)
         self._check_skip_targets()
         self.has_async_steps = any(s.options.is_async or s.options.compensate_async for s in steps)
         self.store = (

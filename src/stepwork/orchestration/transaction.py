@@ -43,6 +43,14 @@ _TXN_MOVES: frozenset[tuple[TransactionState, TransactionState]] = frozenset({
 })
 
 
+# The hot transitions, derived from the tables in states.py and checked by identity.
+_INTO_INVOKING = tuple(cur for (cur, new) in _STATE_MOVES if new is _S.INVOKING)
+_INVOKING = _S.INVOKING
+_DONE = _S.DONE
+_WAITING = _T.WAITING_RESPONSE
+_OK = _T.OK
+
+
 class FailureOutcome(Enum):
     """What the runner must do after a failed attempt."""
 
@@ -247,14 +255,12 @@ class Transaction:
     def start_invoke(self, index: int, now: float) -> int:
         """Record the start of an attempt of step ``index``; return the attempt number (1-based)."""
         state = self.inv_state[index]
-        if (state, _S.INVOKING) not in _STATE_MOVES:
+        if state not in _INTO_INVOKING:
             _illegal_state(state, _S.INVOKING)
-        status = self.inv_status[index]
-        if (status, _T.WAITING_RESPONSE) not in _STATUS_MOVES:
-            _illegal_status(status, _T.WAITING_RESPONSE)
-        self.inv_state[index] = _S.INVOKING
-        self.inv_status[index] = _T.WAITING_RESPONSE
-        attempt = self.attempts[index] = self.attempts[index] + 1
+        self.inv_state[index] = _INVOKING
+        self.inv_status[index] = _WAITING  # any status may move to waiting_response
+        attempts = self.attempts
+        attempt = attempts[index] = attempts[index] + 1
         if attempt == 1:
             self.started_at_of[index] = now
         self.last_attempt[index] = now
@@ -263,15 +269,15 @@ class Transaction:
     def invoke_succeeded(self, index: int, output: Any, compensate_input: Any) -> None:
         """The attempt returned ``output``; the compensation will receive ``compensate_input``."""
         state = self.inv_state[index]
-        if state is not _S.INVOKING:
+        if state is not _INVOKING:
             _illegal_state(state, _S.DONE)
         status = self.inv_status[index]
-        if status is not _T.WAITING_RESPONSE:
+        if status is not _WAITING:
             _illegal_status(status, _T.OK)
-        self.inv_state[index] = _S.DONE
-        self.inv_status[index] = _T.OK
+        self.inv_state[index] = _DONE
+        self.inv_status[index] = _OK
         self.comp_input[index] = compensate_input
-        if self.plan.steps[index].options.save_response:
+        if self.plan.save_response[index]:
             self.outputs[index] = output
 
     def invoke_skipped(self, index: int) -> None:
