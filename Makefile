@@ -24,7 +24,7 @@ test: $(STAMP) services check
 ## check: ruff and mypy --strict on the package
 check: $(STAMP)
 	$(PY) -m ruff check src tests examples benchmarks
-	$(PY) -m mypy src
+	$(PY) -m mypy src examples benchmarks
 
 ## bench: the named workloads, one JSON line each
 bench: $(STAMP)

@@ -59,3 +59,17 @@ assert_type(create_workflow("with-transform", compose), Workflow[int, tuple[str,
 def _label_transform(input: Ref[int]) -> None:
     as_int = transform(input, lambda v: 1)
     assert_type(as_int, Ref[int])
+
+
+def _parallel_types(input: Ref[int]) -> None:
+    from stepwork import create_step, parallelize
+
+    def to_str(value: int, ctx: StepContext) -> str:
+        return str(value)
+
+    def to_float(value: int, ctx: StepContext) -> float:
+        return float(value)
+
+    a, b = parallelize(create_step("to-str", to_str)(input), create_step("to-float", to_float)(input))
+    assert_type(a, StepRef[str])
+    assert_type(b, StepRef[float])

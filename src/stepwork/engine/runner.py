@@ -188,11 +188,11 @@ class Run:
                         txn.invoke_skipped(i)
                         return
             except Exception as exc:
-                attempt = txn.start_invoke(i, time.time())
-                outcome = await self._invoke_failed(i, exc)
-                if outcome is not _RETRY:
-                    return
-                retry = True
+                # A condition that raises fails its step at once: retrying the step would skip the
+                # question the condition was asking.
+                txn.start_invoke(i, time.time())
+                await self._invoke_failed(i, exc, permanent=True)
+                return
         while True:
             if retry and opts.retry_interval and not await self._sleep(opts.retry_interval):
                 await self._invoke_failed(i, TransactionTimeoutError(), timed_out=_TimedOut(True))
@@ -299,8 +299,8 @@ class Run:
         output, comp = (r.output, r.compensate_input) if isinstance(r, StepResponse) else (r, r)
         raise _TimedOut(deadline is not None and loop.time() >= deadline, output, comp, True)
 
-    async def _invoke_failed(self, i: int, error: BaseException, *,
-                             timed_out: _TimedOut | None = None) -> FailureOutcome:
+    async def _invoke_failed(self, i: int, error: BaseException, *, timed_out: _TimedOut | None = None,
+                             permanent: bool = False) -> FailureOutcome:
         txn = self.txn
         if timed_out is not None:
             if timed_out.transaction and txn.timed_out_at is None:
@@ -314,7 +314,7 @@ class Run:
         elif isinstance(error, PermanentStepFailure):
             outcome = txn.invoke_failed(i, error, permanent=True, compensate_input=error.compensate_input)
         else:
-            outcome = txn.invoke_failed(i, error)
+            outcome = txn.invoke_failed(i, error, permanent=permanent)
         if self.listeners and outcome is not _RETRY:
             await self._emit("on_step_failure", step=i, errors=[txn.errors[-1].to_dict()])
         return outcome

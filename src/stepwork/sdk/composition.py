@@ -14,6 +14,12 @@ __all__ = ["When", "parallelize", "transform", "when"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+D = TypeVar("D")
+E = TypeVar("E")
+F = TypeVar("F")
 _INVALID = StepworkError.Types.INVALID_DATA
 
 
@@ -108,6 +114,26 @@ def when(*args: Any) -> When[Any]:
     return When(builder, name, values, condition)
 
 
+@overload
+def parallelize(r0: StepRef[A], /) -> tuple[StepRef[A]]: ...
+@overload
+def parallelize(r0: StepRef[A], r1: StepRef[B], /) -> tuple[StepRef[A], StepRef[B]]: ...
+@overload
+def parallelize(r0: StepRef[A], r1: StepRef[B], r2: StepRef[C], /) -> tuple[StepRef[A], StepRef[B], StepRef[C]]: ...
+@overload
+def parallelize(
+    r0: StepRef[A], r1: StepRef[B], r2: StepRef[C], r3: StepRef[D], /,
+) -> tuple[StepRef[A], StepRef[B], StepRef[C], StepRef[D]]: ...
+@overload
+def parallelize(
+    r0: StepRef[A], r1: StepRef[B], r2: StepRef[C], r3: StepRef[D], r4: StepRef[E], /,
+) -> tuple[StepRef[A], StepRef[B], StepRef[C], StepRef[D], StepRef[E]]: ...
+@overload
+def parallelize(
+    r0: StepRef[A], r1: StepRef[B], r2: StepRef[C], r3: StepRef[D], r4: StepRef[E], r5: StepRef[F], /,
+) -> tuple[StepRef[A], StepRef[B], StepRef[C], StepRef[D], StepRef[E], StepRef[F]]: ...
+@overload
+def parallelize(*refs: StepRef[Any]) -> tuple[StepRef[Any], ...]: ...
 def parallelize(*refs: StepRef[Any]) -> tuple[StepRef[Any], ...]:
     """Run the given steps concurrently; the next step starts when all of them have settled.
 

@@ -283,8 +283,12 @@ def compile_value(template: Any) -> Compiled:
     return Compiled(read, lazy, steps)
 
 
+def _is_ref_method(value: Any) -> bool:
+    return callable(value) and isinstance(getattr(value, "__self__", None), Ref)
+
+
 def _has_refs(value: Any) -> bool:
-    if isinstance(value, Ref):
+    if isinstance(value, Ref) or _is_ref_method(value):
         return True
     t = type(value)
     if t is dict:
@@ -295,6 +299,11 @@ def _has_refs(value: Any) -> bool:
 
 
 def _compile(value: Any, lazy: list[LazyNode], steps: list[StepEntry]) -> Callable[[ValueSource], Any]:
+    if _is_ref_method(value):
+        raise StepworkError(StepworkError.Types.INVALID_DATA,
+                            f"A workflow reference's .{getattr(value, '__name__', 'config')} method was passed as a "
+                            "value. .config(...) configures a step; to read an output key named 'config', write "
+                            "ref[\"config\"].")
     if isinstance(value, Ref):
         source = value._sw_source
         if isinstance(source, LazyNode):

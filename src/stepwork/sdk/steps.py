@@ -119,6 +119,7 @@ Invoke1AsyncResp = Callable[[I], Awaitable[StepResponse[O, Any]]]
 Invoke1AsyncMixed = Callable[[I], Awaitable[O | StepResponse[O, Any]]]
 Invoke1Resp = Callable[[I], StepResponse[O, Any]]
 Invoke1Mixed = Callable[[I], O | StepResponse[O, Any]]
+Invoke0 = Callable[[], O | StepResponse[O, Any] | Awaitable[O | StepResponse[O, Any]]]
 
 
 @overload
@@ -146,8 +147,8 @@ def create_step(name_or_config: str | Mapping[str, Any], invoke: Invoke1Resp[I, 
 def create_step(name_or_config: str | Mapping[str, Any], invoke: Invoke1Mixed[I, O],
                 compensate: Callable[..., Any] | None = None) -> Step[I, O]: ...
 @overload
-def create_step(name_or_config: str | Mapping[str, Any], invoke: Callable[..., Any],
-                compensate: Callable[..., Any] | None = None) -> Step[Any, Any]: ...
+def create_step(name_or_config: str | Mapping[str, Any], invoke: Invoke0[O],
+                compensate: Callable[..., Any] | None = None) -> Step[None, O]: ...
 def create_step(name_or_config: str | Mapping[str, Any], invoke: Callable[..., Any],
                 compensate: Callable[..., Any] | None = None) -> Step[Any, Any]:
     """Create a step from an invoke function and an optional compensation (SPEC §1).
@@ -183,7 +184,7 @@ class _StepDecorator:
     @overload
     def __call__(self, fn: Invoke1Mixed[I, O]) -> Step[I, O]: ...
     @overload
-    def __call__(self, fn: Callable[..., Any]) -> Step[Any, Any]: ...
+    def __call__(self, fn: Invoke0[O]) -> Step[None, O]: ...
     def __call__(self, fn: Callable[..., Any]) -> Step[Any, Any]:
         config = self._config
         if config is None:

@@ -1,0 +1,181 @@
+"""The one interface every execution store implements, and the records it moves.
+
+An execution is stored as one ``workflow_execution`` row (Medusa's columns plus what durability
+needs: a fencing ``version``, the lease owner and expiry, and a small ``progress`` document) and
+one row per step that has moved (its record and its output), so a checkpoint writes only what
+changed: its cost does not grow with the number of steps. Timers are rows with a due time.
+
+Times are epoch seconds (floats) in these records; stores convert to their column types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from stepwork.errors import StepworkError
+
+__all__ = [
+    "ExecutionKey",
+    "ExecutionRow",
+    "ExecutionStore",
+    "FinishData",
+    "LeaseLostError",
+    "ListQuery",
+    "StepRow",
+    "TimerRow",
+]
+
+
+class LeaseLostError(StepworkError):
+    """This process no longer owns the execution (its lease expired and another took it over)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(StepworkError.Types.CONFLICT, message)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionKey:
+    """The primary key of a stored execution."""
+
+    workflow_id: str
+    transaction_id: str
+    run_id: str
+
+
+@dataclass(slots=True)
+class StepRow:
+    """The stored state of one step: its record and JSON texts of its values."""
+
+    index: int
+    record: dict[str, Any]
+    output: str | None = None
+    compensate_input: str | None = None
+    compensate_output: str | None = None
+
+
+@dataclass(slots=True)
+class ExecutionRow:
+    """One ``workflow_execution`` row."""
+
+    id: str
+    workflow_id: str
+    transaction_id: str
+    run_id: str
+    state: str
+    execution: dict[str, Any] | None
+    context: dict[str, Any] | None
+    retention_time: float | None
+    created_at: float
+    updated_at: float
+    deleted_at: float | None = None
+    version: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> ExecutionKey:
+        """The row's primary key."""
+        return ExecutionKey(self.workflow_id, self.transaction_id, self.run_id)
+
+
+@dataclass(slots=True)
+class FinishData:
+    """What a finishing checkpoint writes besides the state: the full records, or deletion."""
+
+    execution: dict[str, Any]
+    context: dict[str, Any]
+    delete: bool = False
+
+
+@dataclass(slots=True)
+class TimerRow:
+    """A durable timer: resume ``key`` at ``due_at`` for ``kind`` (retry, step_timeout, …)."""
+
+    id: str
+    workflow_id: str
+    transaction_id: str
+    run_id: str
+    kind: str
+    due_at: float
+    step_index: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ListQuery:
+    """A validated listing request."""
+
+    filters: Mapping[str, Any]
+    skip: int = 0
+    take: int | None = None
+    order: Sequence[tuple[str, str]] = ()
+    with_records: bool = True
+
+
+class ExecutionStore(Protocol):
+    """Storage of executions, steps, leases and timers. All methods are coroutines."""
+
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def insert(self, row: ExecutionRow, steps: Sequence[StepRow]) -> None:
+        """Insert a new execution. ``StepworkError`` (``conflict``) if an unfinished execution with the
+        same workflow and transaction id exists."""
+
+    async def latest(self, workflow_id: str, transaction_id: str) -> ExecutionRow | None:
+        """The newest run of ``(workflow_id, transaction_id)``, or ``None``."""
+
+    async def get(self, key: ExecutionKey) -> ExecutionRow | None:
+        """One execution by key, or ``None``."""
+
+    async def get_by_id(self, execution_id: str) -> ExecutionRow | None:
+        """One execution by its ``wf_exec_…`` id, or ``None``."""
+
+    async def steps(self, key: ExecutionKey) -> list[StepRow]:
+        """The stored rows of the steps that have moved."""
+
+    async def write(self, key: ExecutionKey, owner: str, version: int, *, state: str,
+                    progress: dict[str, Any], steps: Sequence[StepRow], lease_until: float | None,
+                    finish: FinishData | None = None, now: float) -> int:
+        """Checkpoint: upsert ``steps``, update the header, bump the version; one commit.
+
+        Raises :class:`LeaseLostError` unless the row still has ``version`` and ``owner``.
+        ``lease_until=None`` releases the lease. Returns the new version.
+        """
+
+    async def acquire(self, key: ExecutionKey, owner: str, lease_until: float, now: float) -> int | None:
+        """Take the lease of an unfinished execution that nobody holds (or whose lease expired, or
+        that ``owner`` holds already); return the new version, or ``None`` if another holds it."""
+
+    async def renew(self, owner: str, lease_until: float) -> None:
+        """Extend every lease ``owner`` holds."""
+
+    async def orphans(self, now: float, limit: int) -> list[ExecutionKey]:
+        """Unfinished executions whose owner's lease expired."""
+
+    async def list_rows(self, query: ListQuery) -> tuple[list[ExecutionRow], int]:
+        """Rows matching ``query`` and the total count before paging."""
+
+    async def delete_expired(self, now: float) -> int:
+        """Delete finished executions whose retention ran out; return how many."""
+
+    async def add_timer(self, timer: TimerRow) -> None:
+        """Insert (or replace) a timer."""
+
+    async def due_timers(self, now: float, owner: str, limit: int, claim_for: float) -> list[TimerRow]:
+        """Claim up to ``limit`` due timers for ``claim_for`` seconds and return them."""
+
+    async def delete_timer(self, timer_id: str) -> None:
+        """Remove a timer (fired or no longer needed)."""
+
+    async def delete_timers(self, key: ExecutionKey, kind: str | None = None) -> None:
+        """Remove the timers of an execution (of one kind)."""
+
+    async def next_due(self) -> float | None:
+        """The earliest due time of any timer."""
