@@ -12,7 +12,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from stepwork.app.container import Container
 from stepwork.engine.ids import new_ulid
@@ -40,7 +40,11 @@ EVENT_TYPES = frozenset({
 # Result types that are certainly not awaitable: skips inspect.isawaitable on the hot path.
 _PLAIN: frozenset[type] = frozenset({int, float, str, bool, type(None), dict, list, tuple, bytes, StepResponse})
 _NOT_STARTED = StepState.NOT_STARTED
-_SKIPPED: Any = object()
+_SKIPPED: Any = object()   # _succeeded's answer for a skip
+_WAITING: Any = object()   # _succeeded's answer for an async step now waiting for its completion
+_GO: Any = object()        # _before_retry: attempt now
+_SUSPEND: Any = object()   # _before_retry: the attempt will happen later (durable timer, manual resume)
+_DEADLINE: Any = object()  # _before_retry: the workflow timed out while waiting
 _RETRY = FailureOutcome.RETRY
 _DONE = TransactionState.DONE
 _FAILED_STATES = (TransactionState.FAILED, TransactionState.REVERTED)
@@ -75,6 +79,8 @@ def _validate_events(events: Mapping[str, Callable[[dict[str, Any]], Any]] | Non
 
 class Run:
     """One execution being driven: the transaction, its resolver state and the run-wide facts."""
+
+    FAST: ClassVar[bool] = True  # may use the inline fast paths (a durable run checkpoints instead)
 
     __slots__ = ("_container", "children", "compiled", "context", "deadline", "event_group_id", "handlers",
                  "inflight", "listeners", "memo", "outputs", "parent_step_idempotency_key", "payload", "run_id",
@@ -175,13 +181,19 @@ class Run:
         else:
             txn.finish_invoking()
 
-    async def _invoke(self, i: int, *, retry: bool = False) -> None:
-        """Invoke step ``i`` with its conditions, retries and timeouts (the general path)."""
+    async def _invoke(self, i: int, *, retry: bool = False, resume: bool = False) -> None:
+        """Invoke step ``i`` with its conditions, retries and timeouts (the general path).
+
+        ``retry``: a failed attempt came before (its retry interval applies); ``resume``: the step
+        was interrupted or its retry is due, so it is attempted now.
+        """
         txn = self.txn
         h = self.handlers[i]
         opts = h.step.options
         listeners = self.listeners
-        if not retry and h.conditions:
+        if resume:
+            retry = False
+        elif not retry and h.conditions:
             try:
                 for node in h.conditions:
                     if not await self._lazy(node):
@@ -194,11 +206,17 @@ class Run:
                 await self._invoke_failed(i, exc, permanent=True)
                 return
         while True:
-            if retry and opts.retry_interval and not await self._sleep(opts.retry_interval):
-                await self._invoke_failed(i, TransactionTimeoutError(), timed_out=_TimedOut(True))
-                return
+            if retry:
+                how = await self._before_retry(i)
+                if how is _SUSPEND:
+                    return
+                if how is _DEADLINE:
+                    await self._invoke_failed(i, TransactionTimeoutError(), timed_out=_TimedOut(True))
+                    await self._step_settled(i)
+                    return
             retry = True
             attempt = txn.start_invoke(i, time.time())
+            await self._step_started(i)
             if listeners:
                 await self._emit("on_step_begin", step=i)
             try:
@@ -206,19 +224,41 @@ class Run:
                     await self._ensure(h.pre)
                 ctx = StepContext(self, h.name, "invoke", attempt)
                 r = await self._call(h, h.read_input(self), ctx)
+                output = self._succeeded(i, r)
             except _TimedOut as t:
                 error: BaseException = TransactionTimeoutError() if t.transaction else StepTimeoutError(
                     f'Step "{h.name}" exceeded its timeout of {opts.timeout} seconds.')
                 await self._invoke_failed(i, error, timed_out=t)
+                await self._step_settled(i)
                 return
             except Exception as exc:
                 if await self._invoke_failed(i, exc) is _RETRY:
                     continue
+                await self._step_settled(i)
                 return
-            output = self._succeeded(i, r)
-            if listeners and output is not _SKIPPED:
-                await self._emit("on_step_success", step=i, response=output)
+            await self._step_settled(i)
+            if listeners:
+                if output is _WAITING:
+                    await self._emit("on_step_awaiting", step=i)
+                elif output is not _SKIPPED:
+                    await self._emit("on_step_success", step=i, response=output)
             return
+
+    # -- hooks a durable run overrides --------------------------------------------------------------
+
+    async def _before_retry(self, i: int) -> object:
+        """Before another attempt of step ``i``: wait its retry interval here (``_GO``), or report
+        that the workflow deadline came first (``_DEADLINE``); a durable run may suspend (``_SUSPEND``)."""
+        interval = self.handlers[i].step.options.retry_interval
+        if interval and not await self._sleep(interval):
+            return _DEADLINE
+        return _GO
+
+    async def _step_started(self, i: int) -> None:
+        """Step ``i`` is about to be called (a durable run checkpoints here)."""
+
+    async def _step_settled(self, i: int) -> None:
+        """Step ``i`` succeeded, failed, or waits (a durable run records it)."""
 
     def _succeeded(self, i: int, r: Any) -> Any:
         """Record step ``i``'s return value ``r``; return its output (``_SKIPPED`` for a skip)."""
@@ -385,7 +425,7 @@ class Run:
         if self.listeners:
             await self._emit("on_compensate_begin")
         handlers = self.handlers
-        fast_ok = not self.listeners
+        fast_ok = self.FAST and not self.listeners
         for group in txn.compensation_stages():
             if len(group) == 1:
                 i = group[0]
@@ -421,14 +461,15 @@ class Run:
         fn = h.compensate
         if fn is None:
             txn.compensate_skipped(i)
+            await self._step_settled(i)
             return
-        opts = h.step.options
         listeners = self.listeners
         while True:
-            if retry and opts.retry_interval:
-                await asyncio.sleep(opts.retry_interval)
+            if retry and await self._before_compensate_retry(i) is _SUSPEND:
+                return
             retry = True
             attempt = txn.start_compensate(i)
+            await self._step_started(i)
             if listeners:
                 await self._emit("on_step_begin", step=i)
             try:
@@ -436,18 +477,32 @@ class Run:
                 r = fn(clone(txn.comp_input[i]), ctx)
                 if r.__class__ not in _PLAIN and inspect.isawaitable(r):
                     r = await r
+                output = self._compensated(i, r)
             except Exception as exc:
                 outcome = txn.compensate_failed(i, exc)
                 if outcome is _RETRY:
                     continue
+                await self._step_settled(i)
                 if listeners:
                     await self._emit("on_compensate_step_failure", step=i, errors=[txn.errors[-1].to_dict()])
                 return
-            output = r.output if isinstance(r, StepResponse) else r
-            txn.compensate_succeeded(i, output)
-            if listeners:
+            await self._step_settled(i)
+            if listeners and output is not _WAITING:
                 await self._emit("on_compensate_step_success", step=i, response=output)
             return
+
+    def _compensated(self, i: int, r: Any) -> Any:
+        """Record step ``i``'s compensation result ``r``; return its output."""
+        output = r.output if isinstance(r, StepResponse) else r
+        self.txn.compensate_succeeded(i, output)
+        return output
+
+    async def _before_compensate_retry(self, i: int) -> object:
+        """Before another compensation attempt of step ``i``: wait its retry interval (``_GO``)."""
+        interval = self.handlers[i].step.options.retry_interval
+        if interval:
+            await asyncio.sleep(interval)
+        return _GO
 
     async def revert(self) -> None:
         """Compensate every completed step of this (finished or running) execution: cancel."""
@@ -532,8 +587,18 @@ def error_to_raise(txn: Transaction, handler_type: str = "invoke") -> BaseExcept
 async def execute(compiled: CompiledWorkflow, payload: Any, *, container: Container | None = None,
                   context: Mapping[str, Any] | None = None, transaction_id: str | None = None,
                   throw_on_error: bool = True, result_from: str | None = None,
-                  events: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None) -> WorkflowResult[Any]:
-    """Run a workflow in memory, start to finish, and return its result (the implicit engine)."""
+                  events: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
+                  listeners: Any = None) -> WorkflowResult[Any]:
+    """Run a workflow in memory, start to finish, and return its result (the implicit engine).
+
+    ``listeners`` (an engine's subscriptions view) replaces ``events`` when given.
+    """
+    if compiled.plan.has_async_steps:
+        raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                            f'Workflow "{compiled.name}" has async steps, which wait for a completion from outside: '
+                            "run it through a WorkflowEngine (`async with WorkflowEngine() as engine: await "
+                            "engine.run(wf, ...)`, or register the engine in the container as "
+                            "Modules.WORKFLOW_ENGINE).")
     ctx_dict: dict[str, Any] = dict(context) if context else {}
     if transaction_id is None:
         transaction_id = ctx_dict.get("transaction_id")
@@ -548,7 +613,8 @@ async def execute(compiled: CompiledWorkflow, payload: Any, *, container: Contai
         event_group_id = ctx_dict.get("event_group_id") or new_ulid()
     ctx_dict["transaction_id"] = transaction_id
     ctx_dict["event_group_id"] = event_group_id
-    listeners = _validate_events(events) if events else None
+    if listeners is None:
+        listeners = _validate_events(events) if events else None
     if result_from is not None:
         compiled.plan.step(result_from)  # unknown step name: a clear error before running
     run = Run(compiled, payload, transaction_id=transaction_id, run_id=new_ulid(), container=container,

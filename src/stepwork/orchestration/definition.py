@@ -99,7 +99,7 @@ def _seconds(owner: str, key: str, value: object, *, allow_zero: bool) -> float:
     if value < 0 or (value == 0 and not allow_zero):
         raise StepworkError(_INVALID, f'Option "{key}" of {owner} must be '
                                       f"{'>= 0' if allow_zero else '> 0'} seconds, got {value!r}.")
-    return float(value)
+    return value if isinstance(value, int) else float(value)  # 99999 stays 99999 in stored records
 
 
 def check_step_name(name: object) -> None:

@@ -171,8 +171,8 @@ class Transaction:
     __slots__ = ("attempts", "cancelled_at", "comp_failed", "comp_input", "comp_outputs", "comp_state",
                  "comp_status", "cursor", "errors", "failing", "failures", "has_failed_steps",
                  "has_reverted_steps", "has_skipped_on_failure_steps", "has_skipped_steps", "has_waiting_steps",
-                 "inv_state", "inv_status", "last_attempt", "metadata", "outputs", "payload", "plan", "run_id",
-                 "started_at", "started_at_of", "state", "timed_out_at", "transaction_id")
+                 "inv_state", "inv_status", "last_attempt", "metadata", "outputs", "payload", "plan", "retry_at",
+                 "run_id", "started_at", "started_at_of", "state", "timed_out_at", "transaction_id", "waiting")
 
     def __init__(self, plan: Plan, transaction_id: str, run_id: str, payload: Any,
                  metadata: dict[str, Any] | None = None) -> None:
@@ -193,6 +193,8 @@ class Transaction:
         self.started_at_of: list[float | None] = [None] * n
         self.last_attempt: list[float | None] = [None] * n
         self.comp_input: list[Any] = [None] * n
+        self.waiting: list[bool] = [False] * n            # an async step waits for its completion
+        self.retry_at: list[float | None] = [None] * n    # when a suspended retry is due
         self.outputs: list[Any] = [None] * n   # what later steps and the result read
         self.comp_outputs: dict[str, Any] = {}
         self.errors: list[StepFailure] = []
@@ -280,6 +282,39 @@ class Transaction:
         if self.plan.save_response[index]:
             self.outputs[index] = output
 
+    def invoke_waiting(self, index: int) -> None:
+        """An async step's invoke returned: it now waits (``invoking``/``waiting_response``) for a
+        completion from outside."""
+        state = self.inv_state[index]
+        if state is not _INVOKING:
+            _illegal_state(state, _S.INVOKING)
+        self.waiting[index] = True
+        self.has_waiting_steps = True
+
+    def complete_waiting(self, index: int, output: Any, compensate_input: Any) -> None:
+        """A waiting async step was completed from outside with ``output``."""
+        self._check_waiting(index, "success")
+        self.waiting[index] = False
+        self._refresh_waiting()
+        self.invoke_succeeded(index, output, compensate_input)
+
+    def fail_waiting(self, index: int, error: object, *, permanent: bool = False) -> FailureOutcome:
+        """A waiting async step was failed from outside; its retry policy applies unless ``permanent``."""
+        self._check_waiting(index, "failure")
+        self.waiting[index] = False
+        self._refresh_waiting()
+        return self.invoke_failed(index, error, permanent=permanent)
+
+    def _check_waiting(self, index: int, what: str) -> None:
+        status = self.inv_status[index]
+        if self.inv_state[index] is not _INVOKING or status is not _WAITING or not self.waiting[index]:
+            shown = status if self.inv_state[index] is _INVOKING else self.inv_state[index]
+            raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                f"Cannot set step {what} when status is {shown}")
+
+    def _refresh_waiting(self) -> None:
+        self.has_waiting_steps = any(self.waiting)
+
     def invoke_skipped(self, index: int) -> None:
         """The step is skipped (``StepResponse.skip()`` or a false ``when``): output ``None``."""
         self.inv_state[index] = check_state(self.inv_state[index], _S.SKIPPED)
@@ -359,10 +394,46 @@ class Transaction:
         self._move(_X.COMPENSATING)
 
     def needs_compensation(self, index: int) -> bool:
-        """True if step ``index`` ran (done, timed out or failed) and is not compensated yet."""
+        """True if step ``index`` ran (done, timed out or failed) and is not compensated yet (or its
+        compensation was interrupted, or waits for a retry)."""
+        comp = self.comp_state[index]
+        if comp is _S.COMPENSATING:
+            return not self.waiting[index]
         inv = self.inv_state[index]
-        return self.comp_state[index] is _S.DORMANT and (
+        return comp is _S.DORMANT and (
             inv is _S.DONE or inv is _S.TIMEOUT or self.inv_status[index] is _T.PERMANENT_FAILURE)
+
+    def compensation_settled(self, index: int) -> bool:
+        """True if step ``index`` needs no (more) compensation work."""
+        comp = self.comp_state[index]
+        return comp is not _S.COMPENSATING and not self.needs_compensation(index)
+
+    def compensate_waiting(self, index: int) -> None:
+        """A ``compensate_async`` compensation returned: it waits for a completion from outside."""
+        if self.comp_state[index] is not _S.COMPENSATING:
+            _illegal_state(self.comp_state[index], _S.COMPENSATING)
+        self.waiting[index] = True
+        self.has_waiting_steps = True
+
+    def complete_compensation_waiting(self, index: int, output: Any) -> None:
+        """A waiting compensation was completed from outside."""
+        if self.comp_state[index] is not _S.COMPENSATING or not self.waiting[index]:
+            raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                f"Cannot set step success when status is {self.comp_status[index]}")
+        self.waiting[index] = False
+        self._refresh_waiting()
+        self.compensate_succeeded(index, output)
+
+    def fail_compensation_waiting(self, index: int, error: object, *, permanent: bool = False) -> FailureOutcome:
+        """A waiting compensation was failed from outside."""
+        if self.comp_state[index] is not _S.COMPENSATING or not self.waiting[index]:
+            raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                f"Cannot set step failure when status is {self.comp_status[index]}")
+        self.waiting[index] = False
+        self._refresh_waiting()
+        if permanent:
+            self.failures[index] = self.plan.steps[index].options.max_retries
+        return self.compensate_failed(index, error)
 
     def compensation_stages(self) -> list[list[int]]:
         """The steps to compensate, newest stage first; steps of one stage run concurrently."""

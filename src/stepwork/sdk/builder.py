@@ -28,12 +28,14 @@ class StepEntry:
     """A step as placed in a workflow being composed."""
 
     __slots__ = ("base", "compensate", "compensate_is_coro", "conditions", "index", "invoke",
-                 "invoke_is_coro", "kind", "name", "overrides", "template")
+                 "invoke_is_coro", "kind", "name", "overrides", "raw_invoke", "template")
 
     def __init__(self, name: str, base: StepOptions, invoke: Handler, invoke_is_coro: bool,
                  compensate: Handler | None, compensate_is_coro: bool, template: Any,
-                 conditions: tuple[LazyNode, ...], kind: str = "step") -> None:
+                 conditions: tuple[LazyNode, ...], kind: str = "step",
+                 raw_invoke: Callable[..., Any] | None = None) -> None:
         self.name = name
+        self.raw_invoke = raw_invoke if raw_invoke is not None else invoke
         self.base = base
         self.overrides: dict[str, Any] = {}
         self.invoke = invoke
@@ -163,7 +165,7 @@ class WorkflowBuilder:
                 handlers.append(StepHandler(
                     plan.steps[entry.index], entry.invoke, entry.invoke_is_coro, entry.compensate,
                     entry.compensate_is_coro, compiled.read, tuple(compiled.lazy), entry.conditions,
-                    entry.kind))
+                    entry.kind, entry.raw_invoke))
         compiled_result = compile_value(result)
         return CompiledWorkflow(plan, tuple(handlers), compiled_result.read, tuple(compiled_result.lazy))
 

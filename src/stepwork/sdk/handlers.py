@@ -56,13 +56,14 @@ class StepHandler:
     """The executable side of one step."""
 
     __slots__ = ("compensate", "compensate1", "compensate_is_coro", "conditions", "fast", "invoke", "invoke1",
-                 "invoke_is_coro", "kind", "name", "pre", "read_input", "step")
+                 "invoke_is_coro", "kind", "name", "pre", "raw_invoke", "read_input", "step")
 
     def __init__(self, step: PlanStep, invoke: Handler, invoke_is_coro: bool,
                  compensate: Handler | None, compensate_is_coro: bool,
                  read_input: Callable[[ValueSource], Any], pre: tuple[LazyNode, ...],
-                 conditions: tuple[LazyNode, ...], kind: str) -> None:
+                 conditions: tuple[LazyNode, ...], kind: str, raw_invoke: Callable[..., Any] | None = None) -> None:
         self.step = step
+        self.raw_invoke = raw_invoke if raw_invoke is not None else invoke
         self.name = step.name
         self.invoke = invoke
         self.invoke_is_coro = invoke_is_coro

@@ -104,7 +104,8 @@ class Step(Generic[I, O]):
                                           "createStep/create_step steps must be used inside a workflow "
                                           "definition (the composer given to create_workflow or @workflow).")
         entry = StepEntry(self.name, self._options, self._invoke, self._invoke_is_coro, self._compensate,
-                          self._compensate_is_coro, None if input is UNSET else input, builder.conditions)
+                          self._compensate_is_coro, None if input is UNSET else input, builder.conditions,
+                          raw_invoke=self._raw_invoke)
         return builder.add_step(entry)
 
     def __repr__(self) -> str:

@@ -99,7 +99,8 @@ class Workflow(Generic[I, O]):
             if engine is not None:
                 return cast(WorkflowResult[O], await engine.run(
                     self, input, transaction_id=transaction_id, context=context,
-                    throw_on_error=throw_on_error, events=events, result_from=result_from))
+                    throw_on_error=throw_on_error, events=events, result_from=result_from,
+                    container=container))
         from stepwork.engine.runner import execute  # the engine sits above the SDK
 
         return cast(WorkflowResult[O], await execute(

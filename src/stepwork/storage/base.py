@@ -49,7 +49,7 @@ class StepRow:
     """The stored state of one step: its record and JSON texts of its values."""
 
     index: int
-    record: dict[str, Any]
+    record: Any  # a dict when read; on write, a dict or its JSON text (pre-encoded)
     output: str | None = None
     compensate_input: str | None = None
     compensate_output: str | None = None
@@ -64,7 +64,7 @@ class ExecutionRow:
     transaction_id: str
     run_id: str
     state: str
-    execution: dict[str, Any] | None
+    execution: Any  # a dict (or None) when read; on insert, a dict or its JSON text
     context: dict[str, Any] | None
     retention_time: float | None
     created_at: float
@@ -73,7 +73,7 @@ class ExecutionRow:
     version: int = 0
     lease_owner: str | None = None
     lease_expires_at: float | None = None
-    progress: dict[str, Any] = field(default_factory=dict)
+    progress: Any = field(default_factory=dict)  # a dict when read; on write, a dict or its JSON text
 
     @property
     def key(self) -> ExecutionKey:
@@ -83,10 +83,12 @@ class ExecutionRow:
 
 @dataclass(slots=True)
 class FinishData:
-    """What a finishing checkpoint writes besides the state: the full records, or deletion."""
+    """What a finishing checkpoint writes besides the state: deletion (no retention), or records
+    to replace the stored ``execution``/``context`` columns (``None`` keeps them: readers assemble
+    the records from the initial ones, the progress and the step rows)."""
 
-    execution: dict[str, Any]
-    context: dict[str, Any]
+    execution: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
     delete: bool = False
 
 
@@ -140,18 +142,23 @@ class ExecutionStore(Protocol):
     async def steps(self, key: ExecutionKey) -> list[StepRow]:
         """The stored rows of the steps that have moved."""
 
-    async def write(self, key: ExecutionKey, owner: str, version: int, *, state: str,
-                    progress: dict[str, Any], steps: Sequence[StepRow], lease_until: float | None,
+    async def write(self, key: ExecutionKey, owner: str, version: int, *, state: str | None,
+                    progress: Any, steps: Sequence[StepRow], lease_until: float | None,
                     finish: FinishData | None = None, now: float) -> int:
         """Checkpoint: upsert ``steps``, update the header, bump the version; one commit.
+
+        ``state=None`` means the state did not change since the last write (and ``updated_at``
+        stays); a release (``lease_until=None``) or a finish always passes the state.
 
         Raises :class:`LeaseLostError` unless the row still has ``version`` and ``owner``.
         ``lease_until=None`` releases the lease. Returns the new version.
         """
 
-    async def acquire(self, key: ExecutionKey, owner: str, lease_until: float, now: float) -> int | None:
+    async def acquire(self, key: ExecutionKey, owner: str, lease_until: float, now: float, *,
+                      include_done: bool = False) -> int | None:
         """Take the lease of an unfinished execution that nobody holds (or whose lease expired, or
-        that ``owner`` holds already); return the new version, or ``None`` if another holds it."""
+        that ``owner`` holds already); return the new version, or ``None`` if another holds it.
+        ``include_done`` also takes a ``done`` one (to cancel it)."""
 
     async def renew(self, owner: str, lease_until: float) -> None:
         """Extend every lease ``owner`` holds."""

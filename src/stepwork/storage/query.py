@@ -130,8 +130,8 @@ def to_sql(filters: dict[str, list[tuple[str, Any]]], param: Callable[[Any], str
         column = time_column(key) if key in _TIME_KEYS else key
         for op, operand in conds:
             if op == "$q":
-                pattern = param("%" + operand.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-                parts.append("(" + " OR ".join(f"{c} {ilike} {pattern} ESCAPE '\\'"
+                text = "%" + operand.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                parts.append("(" + " OR ".join(f"{c} {ilike} {param(text)} ESCAPE '\\'"
                                                for c in ("workflow_id", "transaction_id", "state", "run_id")) + ")")
             elif op in ("$in", "$nin"):
                 if not operand:

@@ -38,7 +38,11 @@ def to_jsonable(value: Any, where: str = "the value") -> Any:
     """``value`` as plain JSON values (dict, list, str, int, float, bool, None); raises on what
     cannot be stored exactly."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        if not value.isascii():
+            _check_utf8(value, where)
+        return value
+    if t is int or t is bool or value is None:
         return value
     if t is float:
         if not math.isfinite(value):
@@ -74,10 +78,17 @@ def to_jsonable(value: Any, where: str = "the value") -> Any:
     if isinstance(value, Enum):
         return to_jsonable(value.value, where)
     if isinstance(value, (int, float, str)):  # subclasses of the JSON types
-        return _base(value)
+        return to_jsonable(_base(value), where)
     if isinstance(value, bytes):
         raise _fail(where, "bytes are not JSON; encode them (e.g. base64) first")
     raise _fail(where, f"an object of type {t.__module__}.{t.__qualname__} is not JSON-serializable")
+
+
+def _check_utf8(value: str, where: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(where, "a string contains a lone surrogate (not valid Unicode text)") from None
 
 
 def _base(value: int | float | str) -> int | float | str:
@@ -90,9 +101,15 @@ def _base(value: int | float | str) -> int | float | str:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_PLAIN_TEXT = {int: True, bool: True, type(None): True}
+
+
 def encode(value: Any, where: str = "the value") -> str:
     """JSON text of ``value`` (see :func:`to_jsonable`)."""
-    return json.dumps(to_jsonable(value, where), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    if type(value) in _PLAIN_TEXT:
+        return _ENCODER.encode(value)
+    return _ENCODER.encode(to_jsonable(value, where))
 
 
 def decode(text: str | None) -> Any:

@@ -35,7 +35,20 @@ T = TypeVar("T")
 _FINISHED = ("done", "failed", "reverted")
 _COLUMNS = ("id, workflow_id, transaction_id, run_id, state, execution, context, retention_time, created_at, "
             "updated_at, deleted_at, version, lease_owner, lease_expires_at, progress")
+_UPSERT_STEP = (
+    "INSERT INTO workflow_execution_step (workflow_id, transaction_id, run_id, step_index, record, output, "
+    "compensate_input, compensate_output) VALUES (?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (workflow_id, transaction_id, run_id, step_index) DO UPDATE SET record = excluded.record, "
+    "output = excluded.output, compensate_input = excluded.compensate_input, "
+    "compensate_output = excluded.compensate_output")
 _LOCK_DEADLINE = 30.0  # seconds of "database is locked" before giving up with a database_error
+
+
+def _text(value: Any) -> str | None:
+    """JSON text of a record (already-encoded text is kept)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def _row(r: Sequence[Any], with_records: bool = True) -> ExecutionRow:
@@ -94,6 +107,8 @@ class SQLiteStore:
                 message = str(exc)
                 if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
                     raise StepworkError(StepworkError.Types.DB_ERROR, f"SQLite error: {message}") from exc
+            except (sqlite3.DatabaseError, UnicodeError) as exc:
+                raise StepworkError(StepworkError.Types.DB_ERROR, f"SQLite error: {exc}") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -133,11 +148,12 @@ class SQLiteStore:
                 conn.execute(
                     f"INSERT INTO workflow_execution ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (row.id, row.workflow_id, row.transaction_id, row.run_id, row.state,
-                     None if row.execution is None else json.dumps(row.execution),
-                     None if row.context is None else json.dumps(row.context),
+                     _text(row.execution), _text(row.context),
                      row.retention_time, row.created_at, row.updated_at, row.deleted_at, row.version,
-                     row.lease_owner, row.lease_expires_at, json.dumps(row.progress)))
-            except sqlite3.IntegrityError:
+                     row.lease_owner, row.lease_expires_at, _text(row.progress)))
+            except sqlite3.IntegrityError as exc:
+                if "UNIQUE" not in str(exc):
+                    raise
                 raise StepworkError(StepworkError.Types.CONFLICT,
                                     f"Transaction already started for transaction_id: {row.transaction_id}") from None
             if steps:
@@ -146,14 +162,12 @@ class SQLiteStore:
 
     @staticmethod
     def _upsert_steps(conn: sqlite3.Connection, key: ExecutionKey, steps: Sequence[StepRow]) -> None:
-        conn.executemany(
-            "INSERT INTO workflow_execution_step (workflow_id, transaction_id, run_id, step_index, record, output, "
-            "compensate_input, compensate_output) VALUES (?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (workflow_id, transaction_id, run_id, step_index) DO UPDATE SET record = excluded.record, "
-            "output = excluded.output, compensate_input = excluded.compensate_input, "
-            "compensate_output = excluded.compensate_output",
-            [(key.workflow_id, key.transaction_id, key.run_id, s.index, json.dumps(s.record), s.output,
-              s.compensate_input, s.compensate_output) for s in steps])
+        rows = [(key.workflow_id, key.transaction_id, key.run_id, s.index, _text(s.record), s.output,
+                 s.compensate_input, s.compensate_output) for s in steps]
+        if len(rows) == 1:
+            conn.execute(_UPSERT_STEP, rows[0])
+        else:
+            conn.executemany(_UPSERT_STEP, rows)
 
     async def latest(self, workflow_id: str, transaction_id: str) -> ExecutionRow | None:
         r = await self._retry(lambda: self.conn.execute(
@@ -181,8 +195,8 @@ class SQLiteStore:
             (key.workflow_id, key.transaction_id, key.run_id)).fetchall())
         return [StepRow(r[0], json.loads(r[1]), r[2], r[3], r[4]) for r in rows]
 
-    async def write(self, key: ExecutionKey, owner: str, version: int, *, state: str,
-                    progress: dict[str, Any], steps: Sequence[StepRow], lease_until: float | None,
+    async def write(self, key: ExecutionKey, owner: str, version: int, *, state: str | None,
+                    progress: Any, steps: Sequence[StepRow], lease_until: float | None,
                     finish: FinishData | None = None, now: float) -> int:
         k = (key.workflow_id, key.transaction_id, key.run_id)
 
@@ -200,18 +214,30 @@ class SQLiteStore:
             if finish is not None:
                 cur = conn.execute(
                     "UPDATE workflow_execution SET state = ?, progress = ?, version = version + 1, updated_at = ?, "
-                    "lease_owner = NULL, lease_expires_at = NULL, execution = ?, context = ?, "
+                    "lease_owner = NULL, lease_expires_at = NULL, execution = COALESCE(?, execution), "
+                    "context = COALESCE(?, context), "
                     "expires_at = CASE WHEN retention_time IS NULL THEN NULL ELSE ? + retention_time END "
                     "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?",
-                    (state, json.dumps(progress), now, json.dumps(finish.execution), json.dumps(finish.context),
+                    (state, _text(progress), now, _text(finish.execution), _text(finish.context),
                      now, *k, version, owner))
-            else:
+            elif lease_until is None:  # suspending: release the lease
                 cur = conn.execute(
                     "UPDATE workflow_execution SET state = ?, progress = ?, version = version + 1, updated_at = ?, "
-                    "lease_owner = ?, lease_expires_at = ? "
+                    "lease_owner = NULL, lease_expires_at = NULL "
                     "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?",
-                    (state, json.dumps(progress), now, None if lease_until is None else owner, lease_until,
-                     *k, version, owner))
+                    (state, _text(progress), now, *k, version, owner))
+            elif state is None:
+                # A checkpoint within one state: only unindexed columns change (no index to update), and
+                # the lease stays as it is (the renewal loop extends it).
+                cur = conn.execute(
+                    "UPDATE workflow_execution SET progress = ?, version = version + 1 "
+                    "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?",
+                    (_text(progress), *k, version, owner))
+            else:
+                cur = conn.execute(
+                    "UPDATE workflow_execution SET progress = ?, version = version + 1, state = ?, updated_at = ? "
+                    "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?",
+                    (_text(progress), state, now, *k, version, owner))
             if cur.rowcount != 1:
                 raise self._lost(key)
             if steps:
@@ -227,12 +253,15 @@ class SQLiteStore:
         return LeaseLostError(f'Execution "{key.workflow_id}" / "{key.transaction_id}" was taken over by another '
                               "process (its lease expired); this process stops driving it.")
 
-    async def acquire(self, key: ExecutionKey, owner: str, lease_until: float, now: float) -> int | None:
+    async def acquire(self, key: ExecutionKey, owner: str, lease_until: float, now: float, *,
+                      include_done: bool = False) -> int | None:
+        states = ("failed", "reverted") if include_done else _FINISHED
+
         def run(conn: sqlite3.Connection) -> int | None:
             r = conn.execute(
                 "UPDATE workflow_execution SET lease_owner = ?, lease_expires_at = ?, version = version + 1 "
                 "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? "
-                f"AND state NOT IN {_FINISHED} AND deleted_at IS NULL "
+                f"AND state NOT IN {states} AND deleted_at IS NULL "
                 "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?) RETURNING version",
                 (owner, lease_until, key.workflow_id, key.transaction_id, key.run_id, owner, now)).fetchone()
             return None if r is None else int(r[0])

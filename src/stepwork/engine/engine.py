@@ -1,0 +1,640 @@
+"""``WorkflowEngine``: runs workflows with stored executions, completions from outside, timers,
+recovery, listing and retention (SPEC §5 to §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
+
+from stepwork.app.container import Container, Modules
+from stepwork.engine.durable import DurableRun
+from stepwork.engine.ids import new_ulid
+from stepwork.engine.persistence import apply_progress, restore_outputs, safe_jsonable
+from stepwork.engine.records import WorkflowExecution, assemble
+from stepwork.engine.runner import _validate_events, execute, finish
+from stepwork.engine.subscriptions import Listeners, Subscriber, Subscriptions
+from stepwork.errors import StepworkError
+from stepwork.orchestration.definition import Plan
+from stepwork.orchestration.execution_view import build_execution
+from stepwork.orchestration.states import StepState, StepStatus, TransactionState
+from stepwork.orchestration.transaction import FailureOutcome
+from stepwork.sdk.context import StepContext
+from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
+from stepwork.sdk.registry import get_workflow
+from stepwork.sdk.results import TransactionInfo, WorkflowResult
+from stepwork.sdk.step_response import StepResponse
+from stepwork.sdk.workflows import Workflow
+from stepwork.storage.base import ExecutionKey, ExecutionRow, ExecutionStore, ListQuery, TimerRow
+from stepwork.storage.query import normalize_filters, normalize_order
+from stepwork.storage.serialization import to_jsonable
+from stepwork.storage.sqlite import SQLiteStore
+
+__all__ = ["Clock", "SystemClock", "WorkflowEngine", "open_store"]
+
+logger = logging.getLogger("stepwork.engine")
+_INVALID = StepworkError.Types.INVALID_DATA
+_FINISHED = ("done", "failed", "reverted")
+DEFAULT_SQLITE_PATH = os.path.join(".stepwork", "stepwork.db")
+
+
+class Clock(Protocol):
+    """Where the engine reads time (a fake clock in tests)."""
+
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def time(self) -> float:
+        """``time.time()``."""
+        return time.time()
+
+
+def open_store(database_url: str | None) -> ExecutionStore:
+    """The store for a database URL: ``None`` (SQLite file ``./.stepwork/stepwork.db``),
+    ``"sqlite://"`` (in memory), ``"sqlite:///path.db"``, ``"postgresql://user@host/db"``."""
+    if database_url is None:
+        return SQLiteStore(DEFAULT_SQLITE_PATH)
+    if not isinstance(database_url, str):
+        raise StepworkError(_INVALID, f"database_url must be a string, got {database_url!r}.")
+    if database_url in ("sqlite://", "sqlite:///:memory:", "memory://"):
+        return SQLiteStore(":memory:")
+    if database_url.startswith("sqlite:///"):
+        return SQLiteStore(database_url[len("sqlite:///"):])
+    if database_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        from stepwork.storage.postgres import PostgresStore  # imported when used: psycopg loads slowly
+
+        store: ExecutionStore = PostgresStore(database_url)
+        return store
+    raise StepworkError(_INVALID, f'Unsupported database_url "{database_url}". Use "sqlite:///path.db", '
+                                  '"sqlite://" (in memory) or "postgresql://user@host/db".')
+
+
+def parse_idempotency_key(key: str | Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """``(workflow_id, transaction_id, step_name, action)`` of a key string or mapping."""
+    if isinstance(key, Mapping):
+        parts = [key.get("workflow_id"), key.get("transaction_id"), key.get("step_id"), key.get("action", "invoke")]
+    elif isinstance(key, str):
+        parts = key.split(":")
+        if len(parts) != 4:
+            raise StepworkError(_INVALID, f'Invalid idempotency key "{key}": expected '
+                                          '"workflow_id:transaction_id:step_name:invoke|compensate".')
+    else:
+        raise StepworkError(_INVALID, f"An idempotency key is a string or a mapping, got {key!r}.")
+    if not all(isinstance(p, str) and p for p in parts):
+        raise StepworkError(_INVALID, f"Invalid idempotency key {key!r}: workflow_id, transaction_id and step_id "
+                                      "must be non-empty strings.")
+    action = str(parts[3]).lower()
+    if action not in ("invoke", "compensate"):
+        raise StepworkError(_INVALID, f'Invalid idempotency key {key!r}: action must be "invoke" or "compensate".')
+    return str(parts[0]), str(parts[1]), str(parts[2]), action
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise StepworkError(_INVALID, f"{name} must be a positive number of seconds, got {value!r}.")
+    return float(value)
+
+
+class WorkflowEngine:
+    """Runs workflows and keeps their executions (SPEC §7).
+
+    ``WorkflowEngine(database_url=None, *, lease_ttl=30.0, poll_interval=1.0, cleanup_interval=1800.0)``;
+    ``async with engine:`` starts it (migrations, timer loop, recovery, cleanup) and stops it.
+    The engine registers itself in ``engine.container`` as ``Modules.WORKFLOW_ENGINE``.
+    """
+
+    def __init__(self, database_url: str | None = None, *, lease_ttl: float = 30.0, poll_interval: float = 1.0,
+                 cleanup_interval: float = 1800.0, container: Container | None = None,
+                 clock: Clock | None = None) -> None:
+        self.lease_ttl = _positive("lease_ttl", lease_ttl)
+        self.poll_interval = _positive("poll_interval", poll_interval)
+        self.cleanup_interval = _positive("cleanup_interval", cleanup_interval)
+        self.database_url = database_url
+        self.store: ExecutionStore = open_store(database_url)
+        self.clock: Clock = clock or SystemClock()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_ulid()}"
+        self.container = container if container is not None else Container()
+        self.container.register(Modules.WORKFLOW_ENGINE, self)
+        self.subscriptions = Subscriptions()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._templates: dict[Plan, str] = {}
+        self._started = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store (applying migrations), resume what needs it, start the background loops."""
+        if self._started:
+            return
+        await self.store.open()
+        self._started = True
+        await self._recover_orphans()
+        await self._fire_due_timers()
+        self._tasks = [asyncio.create_task(self._loop(self._tick, self.poll_interval), name="stepwork-timers"),
+                       asyncio.create_task(self._loop(self._renew, self.lease_ttl / 3), name="stepwork-leases"),
+                       asyncio.create_task(self._loop(self.cleanup_expired_executions, self.cleanup_interval,
+                                                      first=False), name="stepwork-cleanup")]
+
+    async def stop(self) -> None:
+        """Stop the background loops and close the store."""
+        if not self._started:
+            return
+        for task in self._tasks:
+            task.cancel()
+        for task in list(self._background):
+            task.cancel()
+        for task in [*self._tasks, *self._background]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self._started = False
+        await self.store.close()
+
+    async def __aenter__(self) -> WorkflowEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                "The workflow engine is not started: use `async with engine:` or "
+                                "`await engine.start()`.")
+
+    async def _loop(self, fn: Callable[[], Any], interval: float, *, first: bool = True) -> None:
+        if not first:
+            await asyncio.sleep(interval)
+        while True:
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("stepwork background task %s failed; it runs again in %ss.",
+                                 getattr(fn, "__name__", fn), interval)
+            await asyncio.sleep(interval)
+
+    async def _tick(self) -> None:
+        await self._fire_due_timers()
+        await self._recover_orphans()
+
+    async def _renew(self) -> None:
+        await self.store.renew(self.owner, self.clock.time() + self.lease_ttl)
+
+    def _busy(self, workflow_id: str, transaction_id: str) -> bool:
+        lock = self._locks.get((workflow_id, transaction_id))
+        return lock is not None and lock.locked()
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, workflow_id: str, transaction_id: str) -> AsyncIterator[None]:
+        key = (workflow_id, transaction_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock._waiters:
+                self._locks.pop(key, None)
+
+    # -- running ----------------------------------------------------------------------------------
+
+    async def run(self, workflow_or_id: Workflow[Any, Any] | str, input: Any = None, *,
+                  transaction_id: str | None = None, context: Mapping[str, Any] | None = None,
+                  throw_on_error: bool = True, events: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
+                  result_from: str | None = None, container: Container | None = None) -> WorkflowResult[Any]:
+        """Run a workflow (an object or a registered name) through this engine.
+
+        A stored workflow (SPEC §2: ``store``, async steps, timeouts, retry intervals, ``idempotent``,
+        ``retention_time``…) is checkpointed at every step; running again with the id of an
+        unfinished execution resumes it; with a finished one, an ``idempotent`` workflow returns the
+        stored result, otherwise a new run starts.
+        """
+        self._require_started()
+        workflow = workflow_or_id if isinstance(workflow_or_id, Workflow) else get_workflow(workflow_or_id)
+        compiled = workflow.compiled
+        per_run = _validate_events(events) if events else None
+        if result_from is not None:
+            compiled.plan.step(result_from)
+        ctx = dict(context) if context else {}
+        if transaction_id is None:
+            transaction_id = ctx.get("transaction_id")
+        explicit = transaction_id is not None
+        if transaction_id is None:
+            ulid = new_ulid()
+            transaction_id = "auto-" + ulid
+            event_group_id = ctx.get("event_group_id") or ulid
+        else:
+            if not isinstance(transaction_id, str) or not transaction_id or ":" in transaction_id:
+                raise StepworkError(_INVALID, "transaction_id must be a non-empty string without \":\", "
+                                              f"got {transaction_id!r}.")
+            event_group_id = ctx.get("event_group_id") or new_ulid()
+        ctx["transaction_id"] = transaction_id
+        ctx["event_group_id"] = event_group_id
+        listeners = Listeners(self.subscriptions, compiled.name, transaction_id, per_run)
+        if not compiled.plan.store:
+            return await execute(compiled, input, container=container or self.container, context=ctx,
+                                 transaction_id=transaction_id, throw_on_error=throw_on_error,
+                                 result_from=result_from, listeners=listeners)
+        if explicit and self._busy(compiled.name, transaction_id):
+            raise StepworkError(StepworkError.Types.CONFLICT,
+                                f"Transaction already started for transaction_id: {transaction_id}")
+        async with self._locked(compiled.name, transaction_id):
+            if explicit:
+                existing = await self.store.latest(compiled.name, transaction_id)
+                if existing is not None:
+                    if existing.state not in _FINISHED:
+                        return await self._resume(compiled, existing, "run", listeners=listeners,
+                                                  throw_on_error=throw_on_error, result_from=result_from,
+                                                  conflict_if_held=True)
+                    if compiled.plan.options.idempotent:
+                        return await self._stored_result(compiled, existing, listeners, throw_on_error, result_from)
+            run = await self._create(compiled, input, transaction_id, ctx, event_group_id, listeners)
+            await run.drive()
+            return await finish(run, throw_on_error=throw_on_error, result_from=result_from)
+
+    async def _create(self, compiled: CompiledWorkflow, payload: Any, transaction_id: str, ctx: dict[str, Any],
+                      event_group_id: str, listeners: Any, parent_key: str | None = None) -> DurableRun:
+        plan = compiled.plan
+        payload_json = to_jsonable(payload, f'The input of workflow "{compiled.name}"')
+        run = DurableRun(self, compiled, payload, transaction_id=transaction_id, run_id=new_ulid(), context=ctx,
+                         event_group_id=event_group_id, execution_id="wf_exec_" + new_ulid(),
+                         parent_step_idempotency_key=parent_key, listeners=listeners)
+        now = self.clock.time()
+        row = ExecutionRow(
+            id=run.execution_id, workflow_id=compiled.name, transaction_id=transaction_id, run_id=run.run_id,
+            state=TransactionState.NOT_STARTED.value, execution=self._initial_execution(run),
+            context={"data": {"payload": payload_json, "invoke": {}, "compensate": {}}, "errors": []},
+            retention_time=plan.options.retention_time, created_at=now, updated_at=now, version=0,
+            lease_owner=self.owner, lease_expires_at=now + self.lease_ttl,
+            progress=run.progress())
+        await self.store.insert(row, [])
+        return run
+
+    def _initial_execution(self, run: DurableRun) -> str:
+        """The ``execution`` record of a new run as JSON text; its static part is built once per plan."""
+        plan = run.txn.plan
+        static = self._templates.get(plan)
+        if static is None:
+            record = safe_jsonable(build_execution(run.txn), "The execution record")
+            for key in ("transactionId", "runId", "metadata"):
+                record.pop(key, None)
+            static = self._templates[plan] = json.dumps(record)[:-1]
+        return (f'{static},"transactionId":{json.dumps(run.transaction_id)},"runId":{json.dumps(run.run_id)},'
+                f'"metadata":{json.dumps(safe_jsonable(run.txn.metadata, "The run metadata"))}}}')
+
+    async def _load(self, compiled: CompiledWorkflow, row: ExecutionRow, version: int,
+                    listeners: Any = None) -> DurableRun:
+        stored_definition = (row.execution or {}).get("definition")
+        if stored_definition is not None and stored_definition != compiled.plan.definition:
+            raise StepworkError(StepworkError.Types.UNEXPECTED_STATE,
+                                f'Execution "{row.id}" of workflow "{row.workflow_id}" was stored with another step '
+                                "graph than the workflow registered now; it is left as it is. Run it with the "
+                                "definition it started with, or cancel it.")
+        progress = row.progress
+        metadata = progress.get("metadata") or {}
+        payload = (row.context or {}).get("data", {}).get("payload")
+        if listeners is None:
+            listeners = Listeners(self.subscriptions, row.workflow_id, row.transaction_id, None)
+        run = DurableRun(self, compiled, payload, transaction_id=row.transaction_id, run_id=row.run_id,
+                         context=dict(progress.get("context") or {}),
+                         event_group_id=metadata.get("eventGroupId") or new_ulid(), execution_id=row.id,
+                         parent_step_idempotency_key=metadata.get("parentStepIdempotencyKey"), listeners=listeners)
+        apply_progress(run.txn, progress, row.state)
+        restore_outputs(compiled, run.txn, await self.store.steps(row.key))
+        run.version = version
+        run.stored_state = row.state
+        return run
+
+    async def _acquire(self, row: ExecutionRow, *, wait: bool) -> int:
+        deadline = time.monotonic() + (self.lease_ttl if wait else 0)
+        delay = 0.005
+        while True:
+            now = self.clock.time()
+            version = await self.store.acquire(row.key, self.owner, now + self.lease_ttl, now)
+            if version is not None:
+                return version
+            if time.monotonic() >= deadline:
+                raise StepworkError(StepworkError.Types.CONFLICT,
+                                    f"Transaction already started for transaction_id: {row.transaction_id}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    async def _resume(self, compiled: CompiledWorkflow, row: ExecutionRow, reason: str, *, listeners: Any,
+                      throw_on_error: bool, result_from: str | None,
+                      conflict_if_held: bool = False) -> WorkflowResult[Any]:
+        version = await self._acquire(row, wait=not conflict_if_held)
+        run = await self._load(compiled, row, version, listeners)
+        run.reason = reason
+        await run.drive()
+        return await finish(run, throw_on_error=throw_on_error, result_from=result_from)
+
+    async def _stored_result(self, compiled: CompiledWorkflow, row: ExecutionRow, listeners: Any,
+                             throw_on_error: bool, result_from: str | None) -> WorkflowResult[Any]:
+        run = await self._load(compiled, row, row.version, listeners)
+        return await finish(run, throw_on_error=throw_on_error, result_from=result_from)
+
+    # -- completions from outside -----------------------------------------------------------------
+
+    async def _open_step(self, key: str | Mapping[str, Any]) -> tuple[CompiledWorkflow, ExecutionRow, int, str]:
+        workflow_id, transaction_id, step_name, action = parse_idempotency_key(key)
+        compiled = get_workflow(workflow_id).compiled
+        try:
+            index = compiled.plan.step(step_name).index
+        except StepworkError:
+            raise StepworkError(StepworkError.Types.NOT_FOUND,
+                                f'Action not found: workflow "{workflow_id}" has no step "{step_name}".') from None
+        row = await self.store.latest(workflow_id, transaction_id)
+        if row is None:
+            raise StepworkError(StepworkError.Types.NOT_FOUND, f"Transaction {transaction_id} could not be found.")
+        return compiled, row, index, action
+
+    async def set_step_success(self, idempotency_key: str | Mapping[str, Any], step_response: Any = None, *,
+                               throw_on_error: bool = True) -> WorkflowResult[Any]:
+        """Complete a waiting async step (or ``compensate_async`` compensation) with ``step_response``
+        (a ``StepResponse`` keeps its compensation input) and continue the workflow in this call."""
+        self._require_started()
+        compiled, row, i, action = await self._open_step(idempotency_key)
+        async with self._locked(row.workflow_id, row.transaction_id):
+            row = await self._latest_or_fail(row)
+            run = await self._load(compiled, row, await self._acquire(row, wait=True))
+            if isinstance(step_response, StepResponse):
+                output, comp = step_response.output, step_response.compensate_input
+            else:
+                output, comp = step_response, None
+            txn = run.txn
+            self._check_action(run, i, action, "success")
+            if action == "invoke":
+                run._encode(i, output, comp)
+                txn.complete_waiting(i, output, comp)
+                event = "on_step_success"
+            else:
+                txn.complete_compensation_waiting(i, output)
+                event = "on_compensate_step_success"
+            run.dirty.add(i)
+            if run.listeners:
+                await run._emit(event, step=i, response=output)
+            await run.drive()
+            return await finish(run, throw_on_error=throw_on_error, result_from=None)
+
+    async def set_step_failure(self, idempotency_key: str | Mapping[str, Any], error: Any = None, *,
+                               force_permanent_failure: bool = False,
+                               throw_on_error: bool = True) -> WorkflowResult[Any]:
+        """Fail a waiting async step (or compensation): its retry policy applies unless
+        ``force_permanent_failure``; the workflow continues (or compensates) in this call."""
+        self._require_started()
+        compiled, row, i, action = await self._open_step(idempotency_key)
+        async with self._locked(row.workflow_id, row.transaction_id):
+            row = await self._latest_or_fail(row)
+            run = await self._load(compiled, row, await self._acquire(row, wait=True))
+            txn = run.txn
+            self._check_action(run, i, action, "failure")
+            if action == "invoke":
+                outcome = txn.fail_waiting(i, error, permanent=force_permanent_failure)
+                if outcome is FailureOutcome.RETRY:
+                    interval = compiled.handlers[i].step.options.retry_interval
+                    if interval:
+                        await run._arm_retry(i, interval, "retry")
+                elif run.listeners:
+                    await run._emit("on_step_failure", step=i, errors=[txn.errors[-1].to_dict()])
+            else:
+                txn.fail_compensation_waiting(i, error, permanent=force_permanent_failure)
+            run.dirty.add(i)
+            await run.drive()
+            return await finish(run, throw_on_error=throw_on_error, result_from=None)
+
+    async def retry_step(self, idempotency_key: str | Mapping[str, Any]) -> WorkflowResult[Any]:
+        """Invoke again a step that waits for its response (e.g. a stuck async step)."""
+        self._require_started()
+        compiled, row, i, _action = await self._open_step(idempotency_key)
+        async with self._locked(row.workflow_id, row.transaction_id):
+            row = await self._latest_or_fail(row)
+            run = await self._load(compiled, row, await self._acquire(row, wait=True))
+            txn = run.txn
+            if txn.inv_status[i] is not StepStatus.WAITING_RESPONSE or txn.inv_state[i] is not StepState.INVOKING:
+                shown = txn.inv_status[i] if txn.inv_state[i] is StepState.INVOKING else txn.inv_state[i]
+                raise StepworkError(StepworkError.Types.NOT_ALLOWED, f"Cannot retry step when status is {shown}")
+            txn.waiting[i] = False
+            run.dirty.add(i)
+            await run.drive()
+            return await finish(run, throw_on_error=False, result_from=None)
+
+    async def _latest_or_fail(self, row: ExecutionRow) -> ExecutionRow:
+        latest = await self.store.get(row.key)
+        if latest is None:
+            raise StepworkError(StepworkError.Types.NOT_FOUND, f"Transaction {row.transaction_id} could not be found.")
+        if latest.state in _FINISHED:
+            raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                f'Transaction {row.transaction_id} has already finished ("{latest.state}"); a finished '
+                                "execution never changes again.")
+        return latest
+
+    @staticmethod
+    def _check_action(run: DurableRun, i: int, action: str, what: str) -> None:
+        txn = run.txn
+        compensating = txn.comp_state[i] is StepState.COMPENSATING
+        if action == "invoke" and compensating:
+            raise StepworkError(_INVALID, "Incorrect action type: the step is compensating; use action \"compensate\".")
+        if action == "compensate" and not compensating:
+            if txn.inv_state[i] is StepState.INVOKING:
+                raise StepworkError(_INVALID, "Incorrect action type: the step is invoking; use action \"invoke\".")
+            raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                f"Cannot set step {what} when status is {txn.comp_status[i]}")
+
+    def start_background(self, handler: StepHandler, value: Any, ctx: StepContext) -> None:
+        """Run a ``background_execution`` step's invoke in a task; its outcome completes the step."""
+        key = ctx.idempotency_key
+
+        async def work() -> None:
+            try:
+                r = handler.invoke(value, ctx)
+                if inspect.isawaitable(r):
+                    r = await r
+            except Exception as exc:  # the step's failure, applied with its retry policy
+                await self._complete_background(self.set_step_failure(key, exc, throw_on_error=False))
+            else:
+                await self._complete_background(self.set_step_success(key, r, throw_on_error=False))
+
+        task = asyncio.create_task(work(), name=f"stepwork-background-{key}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _complete_background(completion: Any) -> None:
+        try:
+            await completion
+        except Exception:
+            logger.exception("Completing a background step failed.")
+
+    # -- cancel -----------------------------------------------------------------------------------
+
+    async def cancel(self, workflow_id: str, transaction_id: str, *,
+                     throw_on_error: bool = True) -> WorkflowResult[Any] | None:
+        """Compensate every completed step of an ``invoking`` or ``done`` stored execution → ``reverted``.
+
+        A waiting async step is failed at once. ``failed`` or compensating executions raise
+        ``not_allowed``; an unknown one raises ``not_found`` (``None`` with ``throw_on_error=False``).
+        """
+        self._require_started()
+        compiled = get_workflow(workflow_id).compiled
+        async with self._locked(workflow_id, transaction_id):
+            row = await self.store.latest(workflow_id, transaction_id)
+            if row is None:
+                if not throw_on_error:
+                    return None
+                raise StepworkError(StepworkError.Types.NOT_FOUND, f"Transaction {transaction_id} could not be found.")
+            if row.state == "failed":
+                raise StepworkError(StepworkError.Types.NOT_ALLOWED, "Cannot revert a permanent failed transaction.")
+            if row.state in ("compensating", "waiting_to_compensate", "reverted"):
+                raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                    "Cannot revert a transaction that is already compensating.")
+            now = self.clock.time()
+            version = await self.store.acquire(row.key, self.owner, now + self.lease_ttl, now, include_done=True)
+            if version is None:
+                version = await self._acquire(row, wait=True)
+            run = await self._load(compiled, row, version)
+            txn = run.txn
+            for i in range(len(txn.inv_state)):
+                if txn.inv_state[i] is StepState.INVOKING and txn.waiting[i]:
+                    txn.fail_waiting(i, StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                                      "The transaction was cancelled."), permanent=True)
+                    run.dirty.add(i)
+            txn.failing = False
+            txn.begin_compensation(now, cancel=True)
+            if run.listeners:
+                await run._emit("on_compensate_begin")
+            await run.flush()
+            await run.drive()
+            return await finish(run, throw_on_error=False, result_from=None)
+
+    async def get_running_transaction(self, workflow_id: str, transaction_id: str) -> TransactionInfo | None:
+        """The state of an unfinished stored execution, or ``None``."""
+        self._require_started()
+        row = await self.store.latest(workflow_id, transaction_id)
+        if row is None or row.state in _FINISHED:
+            return None
+        run = await self._load(get_workflow(workflow_id).compiled, row, row.version)
+        return TransactionInfo(run.txn)
+
+    # -- subscriptions ----------------------------------------------------------------------------
+
+    async def subscribe(self, workflow_id: str, subscriber: Subscriber, *, transaction_id: str | None = None,
+                        subscriber_id: str | None = None) -> None:
+        """Receive the events of ``workflow_id`` (of one transaction if given) as dicts."""
+        self.subscriptions.subscribe(workflow_id, subscriber, transaction_id, subscriber_id)
+
+    async def unsubscribe(self, workflow_id: str, subscriber_or_id: Any, *, transaction_id: str | None = None) -> None:
+        """Stop a subscription (by function or ``subscriber_id``)."""
+        self.subscriptions.unsubscribe(workflow_id, subscriber_or_id, transaction_id)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    async def list_and_count_workflow_executions(self, filters: Mapping[str, Any] | None = None, *, skip: int = 0,
+                                                 take: int | None = None,
+                                                 order: Any = None) -> tuple[list[WorkflowExecution], int]:
+        """Stored executions matching ``filters`` (SPEC §7), and their total count."""
+        self._require_started()
+        if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+            raise StepworkError(_INVALID, f"skip must be an integer >= 0, got {skip!r}.")
+        if take is not None and (isinstance(take, bool) or not isinstance(take, int) or take < 0):
+            raise StepworkError(_INVALID, f"take must be an integer >= 0 or None, got {take!r}.")
+        query = ListQuery(normalize_filters(filters), skip, take, normalize_order(order))
+        rows, count = await self.store.list_rows(query)
+        return [assemble(row, await self.store.steps(row.key)) for row in rows], count
+
+    async def list_workflow_executions(self, filters: Mapping[str, Any] | None = None, *, skip: int = 0,
+                                       take: int | None = None, order: Any = None) -> list[WorkflowExecution]:
+        """Stored executions matching ``filters``."""
+        return (await self.list_and_count_workflow_executions(filters, skip=skip, take=take, order=order))[0]
+
+    async def retrieve_workflow_execution(self, id: str | Mapping[str, str]) -> WorkflowExecution:
+        """One stored execution by its ``wf_exec_…`` id (or ``{workflow_id, transaction_id, run_id}``)."""
+        self._require_started()
+        if isinstance(id, Mapping):
+            try:
+                key = ExecutionKey(str(id["workflow_id"]), str(id["transaction_id"]), str(id["run_id"]))
+            except KeyError as exc:
+                raise StepworkError(_INVALID, f"Missing {exc.args[0]!r} in the execution key {dict(id)!r}.") from None
+            row = await self.store.get(key)
+        elif isinstance(id, str):
+            row = await self.store.get_by_id(id)
+        else:
+            raise StepworkError(_INVALID, f"An execution id is a string, got {id!r}.")
+        if row is None:
+            raise StepworkError(StepworkError.Types.NOT_FOUND, f"Workflow execution {id!r} was not found.")
+        return assemble(row, await self.store.steps(row.key))
+
+    async def cleanup_expired_executions(self) -> int:
+        """Delete finished executions whose retention ran out; return how many."""
+        self._require_started()
+        return await self.store.delete_expired(self.clock.time())
+
+    # -- timers and recovery ----------------------------------------------------------------------
+
+    async def _fire_due_timers(self) -> None:
+        for timer in await self.store.due_timers(self.clock.time(), self.owner, 100, self.lease_ttl):
+            try:
+                await self._fire(timer)
+            except Exception:
+                logger.exception("Timer %s failed; it fires again later.", timer.id)
+
+    async def _fire(self, timer: TimerRow) -> None:
+        key = ExecutionKey(timer.workflow_id, timer.transaction_id, timer.run_id)
+        async with self._locked(timer.workflow_id, timer.transaction_id):
+            row = await self.store.get(key)
+            if row is None or row.state in _FINISHED:
+                await self.store.delete_timer(timer.id)
+                return
+            now = self.clock.time()
+            version = await self.store.acquire(key, self.owner, now + self.lease_ttl, now)
+            if version is None:
+                return  # another process drives it; the claim expires and the timer fires again
+            run = await self._load(get_workflow(timer.workflow_id).compiled, row, version)
+            await self.store.delete_timer(timer.id)
+            run.reason = timer.kind
+            run.reason_step = timer.step_index
+            await run.drive()
+            await finish(run, throw_on_error=False, result_from=None)
+
+    async def _recover_orphans(self) -> None:
+        for key in await self.store.orphans(self.clock.time(), 100):
+            try:
+                await self._recover(key)
+            except Exception:
+                logger.exception("Recovery of %s/%s failed; it is tried again later.", key.workflow_id,
+                                 key.transaction_id)
+
+    async def _recover(self, key: ExecutionKey) -> None:
+        async with self._locked(key.workflow_id, key.transaction_id):
+            row = await self.store.get(key)
+            if row is None or row.state in _FINISHED:
+                return
+            now = self.clock.time()
+            version = await self.store.acquire(key, self.owner, now + self.lease_ttl, now)
+            if version is None:
+                return
+            logger.info("Recovering execution %s of %s (its owner %s stopped).", row.transaction_id,
+                        row.workflow_id, row.lease_owner)
+            run = await self._load(get_workflow(key.workflow_id).compiled, row, version)
+            run.reason = "recovery"
+            await run.drive()
+            await finish(run, throw_on_error=False, result_from=None)
+

@@ -1,0 +1,180 @@
+"""Between a transaction in memory and its stored rows: step records, progress, and back.
+
+A step row holds the step's record (states, attempts, times) and the JSON texts of its output,
+compensation input and compensation output. The execution row's ``progress`` holds what belongs
+to the transaction (cursor, flags, times, errors, the run context). Loading applies both to a
+fresh :class:`Transaction`; outputs are restored to the producing step's annotated type.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import types
+import typing
+from typing import Any
+
+from stepwork.orchestration.states import StepState, StepStatus, TransactionState
+from stepwork.orchestration.transaction import StepFailure, Transaction
+from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
+from stepwork.sdk.step_response import StepResponse
+from stepwork.storage.base import StepRow
+from stepwork.storage.serialization import decode, encode, restore, to_jsonable
+
+__all__ = ["apply_progress", "apply_step_row", "output_type", "progress_of", "restore_outputs", "safe_jsonable",
+           "step_row"]
+
+logger = logging.getLogger("stepwork.engine")
+
+_FLAGS = ("has_failed_steps", "has_skipped_steps", "has_skipped_on_failure_steps", "has_waiting_steps",
+          "has_reverted_steps")
+
+
+def safe_jsonable(value: Any, where: str) -> Any:
+    """``to_jsonable``, or ``None`` (logged) for a value that cannot be stored (e.g. a compensation
+    input of a failed step: the failure must be recorded whatever it carried)."""
+    try:
+        return to_jsonable(value, where)
+    except Exception as exc:  # the failure record matters more than this value
+        logger.warning("%s; stored as null.", exc)
+        return None
+
+
+def _safe_encode(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return encode(value, where)
+    except Exception as exc:  # see safe_jsonable
+        logger.warning("%s; stored as null.", exc)
+        return None
+
+
+def _num(value: float | None) -> str:
+    return "null" if value is None else repr(value)
+
+
+def step_row(txn: Transaction, i: int, encoded_output: str | None, encoded_comp: str | None) -> StepRow:
+    """The stored row of step ``i``; ``encoded_*`` are the texts encoded when the step succeeded."""
+    # Formatted directly: this runs at every checkpoint, and the values are known to be plain
+    # (state names, numbers, booleans).
+    record = (f'{{"invoke":["{txn.inv_state[i]}","{txn.inv_status[i]}"],'
+              f'"compensate":["{txn.comp_state[i]}","{txn.comp_status[i]}"],'
+              f'"attempts":{txn.attempts[i]},"failures":{txn.failures[i]},'
+              f'"startedAt":{_num(txn.started_at_of[i])},"lastAttempt":{_num(txn.last_attempt[i])},'
+              f'"waiting":{"true" if txn.waiting[i] else "false"},"retryAt":{_num(txn.retry_at[i])}}}')
+    name = txn.plan.steps[i].name
+    output = encoded_output
+    if output is None and txn.outputs[i] is not None:
+        output = _safe_encode(txn.outputs[i], f'The output of step "{name}"')
+    comp = encoded_comp
+    if comp is None and txn.comp_input[i] is not None:
+        comp = _safe_encode(txn.comp_input[i], f'The compensation input of step "{name}"')
+    comp_out = txn.comp_outputs.get(name)
+    return StepRow(i, record, output, comp,
+                   None if comp_out is None else _safe_encode(comp_out, f'The compensation output of step "{name}"'))
+
+
+def progress_tail(txn: Transaction, run_context: Any) -> str:
+    """The part of the progress document that never changes during a run (JSON, no braces)."""
+    return (f'"metadata":{json.dumps(safe_jsonable(txn.metadata, "The run metadata"))},'
+            f'"context":{json.dumps(run_context)}')
+
+
+def progress_of(txn: Transaction, tail: str) -> str:
+    """The transaction-wide part of the stored state, as JSON text (``tail`` from
+    :func:`progress_tail`)."""
+    errors = json.dumps([safe_jsonable(e.to_dict(), "An error record") for e in txn.errors]) if txn.errors else "[]"
+    flags = ",".join(f'"{f}":{"true" if getattr(txn, f) else "false"}' for f in _FLAGS)
+    return (f'{{"cursor":{txn.cursor},"failing":{"true" if txn.failing else "false"},'
+            f'"compFailed":{"true" if txn.comp_failed else "false"},"startedAt":{_num(txn.started_at)},'
+            f'"timedOutAt":{_num(txn.timed_out_at)},"cancelledAt":{_num(txn.cancelled_at)},'
+            f'"flags":{{{flags}}},"errors":{errors},{tail}}}')
+
+
+def apply_progress(txn: Transaction, progress: dict[str, Any], state: str) -> None:
+    """Restore the transaction-wide state from ``progress``."""
+    txn.state = TransactionState(state)
+    txn.cursor = int(progress.get("cursor", 0))
+    txn.failing = bool(progress.get("failing", False))
+    txn.comp_failed = bool(progress.get("compFailed", False))
+    txn.started_at = progress.get("startedAt")
+    txn.timed_out_at = progress.get("timedOutAt")
+    txn.cancelled_at = progress.get("cancelledAt")
+    for flag, value in (progress.get("flags") or {}).items():
+        if flag in _FLAGS:
+            setattr(txn, flag, bool(value))
+    txn.errors = [StepFailure(e.get("action"), e.get("handler_type", "invoke"), e.get("error"))
+                  for e in progress.get("errors") or []]
+
+
+def apply_step_row(txn: Transaction, row: StepRow, handler: StepHandler) -> None:
+    """Restore step ``row.index`` from its stored row."""
+    i = row.index
+    rec = row.record
+    inv_state, inv_status = rec["invoke"]
+    comp_state, comp_status = rec["compensate"]
+    txn.inv_state[i] = StepState(inv_state)
+    txn.inv_status[i] = StepStatus(inv_status)
+    txn.comp_state[i] = StepState(comp_state)
+    txn.comp_status[i] = StepStatus(comp_status)
+    txn.attempts[i] = int(rec.get("attempts", 0))
+    txn.failures[i] = int(rec.get("failures", 0))
+    txn.started_at_of[i] = rec.get("startedAt")
+    txn.last_attempt[i] = rec.get("lastAttempt")
+    txn.waiting[i] = bool(rec.get("waiting", False))
+    txn.retry_at[i] = rec.get("retryAt")
+    if row.output is not None:
+        txn.outputs[i] = restore(decode(row.output), output_type(handler))
+    if row.compensate_input is not None:
+        txn.comp_input[i] = decode(row.compensate_input)
+    if row.compensate_output is not None:
+        txn.comp_outputs[handler.name] = decode(row.compensate_output)
+
+
+_TYPES: dict[int, Any] = {}
+
+
+def output_type(handler: StepHandler) -> Any:
+    """The output type a step's invoke function is annotated with (``StepResponse[O, C]`` → ``O``),
+    or ``None``."""
+    fn = handler.raw_invoke
+    key = id(fn)
+    if key in _TYPES:
+        return _TYPES[key]
+    annotation: Any = None
+    try:
+        hints = typing.get_type_hints(fn)
+        annotation = _unwrap(hints.get("return"))
+    except Exception:  # unresolvable annotations: values are passed as stored
+        annotation = None
+    _TYPES[key] = annotation
+    return annotation
+
+
+def _unwrap(annotation: Any) -> Any:
+    if annotation is None or annotation is type(None):
+        return None
+    origin = typing.get_origin(annotation)
+    if origin is StepResponse:
+        args = typing.get_args(annotation)
+        return _unwrap(args[0]) if args else None
+    if annotation is StepResponse:
+        return None
+    if origin is typing.Union or origin is types.UnionType:
+        plain = [a for a in typing.get_args(annotation)
+                 if a is not type(None) and a is not StepResponse and typing.get_origin(a) is not StepResponse]
+        responses = [a for a in typing.get_args(annotation) if typing.get_origin(a) is StepResponse]
+        if responses and len(plain) <= 1:
+            return _unwrap(responses[0])
+        return annotation
+    return annotation
+
+
+def restore_outputs(compiled: CompiledWorkflow, txn: Transaction, rows: list[StepRow]) -> None:
+    """Apply every stored step row to ``txn``."""
+    handlers = compiled.handlers
+    for row in rows:
+        if 0 <= row.index < len(handlers):
+            apply_step_row(txn, row, handlers[row.index])
+

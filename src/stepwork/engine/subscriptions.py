@@ -1,0 +1,98 @@
+"""Engine subscriptions, and the listener view a run emits its events through."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from stepwork.errors import StepworkError
+
+__all__ = ["Listeners", "Subscriptions"]
+
+logger = logging.getLogger("stepwork.engine")
+
+Subscriber = Callable[[dict[str, Any]], Any]
+
+
+class Subscriptions:
+    """Subscribers by workflow, optionally scoped to one transaction."""
+
+    def __init__(self) -> None:
+        # workflow_id -> {subscriber key -> (subscriber, transaction_id or None)}
+        self._by_workflow: dict[str, dict[object, tuple[Subscriber, str | None]]] = {}
+
+    def subscribe(self, workflow_id: str, subscriber: Subscriber, transaction_id: str | None,
+                  subscriber_id: str | None) -> None:
+        if not callable(subscriber):
+            raise StepworkError(StepworkError.Types.INVALID_DATA,
+                                f"A subscriber must be callable, got {subscriber!r}.")
+        key: object = subscriber_id if subscriber_id is not None else subscriber
+        self._by_workflow.setdefault(workflow_id, {})[key] = (subscriber, transaction_id)
+
+    def unsubscribe(self, workflow_id: str, subscriber_or_id: object, transaction_id: str | None) -> bool:
+        subs = self._by_workflow.get(workflow_id)
+        if not subs:
+            return False
+        for key, (fn, tid) in list(subs.items()):
+            matches = key == subscriber_or_id or fn is subscriber_or_id
+            if matches and (transaction_id is None or tid == transaction_id):
+                del subs[key]
+                return True
+        return False
+
+    def has(self, workflow_id: str) -> bool:
+        return bool(self._by_workflow.get(workflow_id))
+
+    def matching(self, workflow_id: str, transaction_id: str) -> list[Subscriber]:
+        subs = self._by_workflow.get(workflow_id)
+        if not subs:
+            return []
+        return [fn for fn, tid in subs.values() if tid is None or tid == transaction_id]
+
+    def drop_transaction(self, workflow_id: str, transaction_id: str) -> None:
+        subs = self._by_workflow.get(workflow_id)
+        if subs:
+            for key, (_fn, tid) in list(subs.items()):
+                if tid == transaction_id:
+                    del subs[key]
+
+
+class Listeners:
+    """What a run emits through: its own ``events`` handlers, then the engine's subscribers."""
+
+    __slots__ = ("_per_run", "_subs", "_transaction_id", "_workflow_id")
+
+    def __init__(self, subs: Subscriptions, workflow_id: str, transaction_id: str,
+                 per_run: dict[str, Any] | None) -> None:
+        self._subs = subs
+        self._workflow_id = workflow_id
+        self._transaction_id = transaction_id
+        self._per_run = per_run or {}
+
+    def __bool__(self) -> bool:
+        return bool(self._per_run) or self._subs.has(self._workflow_id)
+
+    def get(self, event_type: str) -> Callable[[dict[str, Any]], Any] | None:
+        own = self._per_run.get(event_type)
+        subscribers = self._subs.matching(self._workflow_id, self._transaction_id)
+        if own is None and not subscribers:
+            return None
+
+        async def dispatch(event: dict[str, Any]) -> None:
+            if own is not None:
+                r = own(event)
+                if inspect.isawaitable(r):
+                    await r
+            for fn in subscribers:
+                try:
+                    r = fn(dict(event))
+                    if inspect.isawaitable(r):
+                        await r
+                except Exception:
+                    logger.exception("A subscriber of workflow %s raised on %s; ignored.", self._workflow_id,
+                                     event_type)
+            if event_type == "on_finish":
+                self._subs.drop_transaction(self._workflow_id, self._transaction_id)
+        return dispatch
