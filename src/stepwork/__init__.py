@@ -4,13 +4,16 @@ Layers (each importing only those below it)::
 
     sdk            what users write: steps, workflows, references, transform, when, parallelize, hooks
     orchestration  the pure state machine: plans, step states, transitions, compensation order
-    engine         runs executions on asyncio (and, later, stores and resumes them)
+    engine         runs executions on asyncio; the WorkflowEngine stores, resumes and lists them
+    storage        one store protocol; SQLite and PostgreSQL stores; payload serialization
     app            the container and module names
 
 Everything public is importable from ``stepwork``; other modules are internal.
 """
 
 from stepwork.app.container import Container, Modules
+from stepwork.engine.engine import WorkflowEngine
+from stepwork.engine.records import WorkflowExecution
 from stepwork.errors import PermanentStepFailure, StepTimeoutError, StepworkError, TransactionTimeoutError
 from stepwork.orchestration.states import StepState, StepStatus, TransactionState
 from stepwork.orchestration.transaction import StepFailure
@@ -47,6 +50,8 @@ __all__ = [
     "TransactionTimeoutError",
     "When",
     "Workflow",
+    "WorkflowEngine",
+    "WorkflowExecution",
     "WorkflowResponse",
     "WorkflowResult",
     "WorkflowRunner",
