@@ -11,6 +11,7 @@ running when a process died are invoked again, completed ones never are.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from stepwork.engine.persistence import progress_of, progress_tail, safe_jsonable, step_row
@@ -32,6 +33,7 @@ __all__ = ["DurableRun"]
 _X = TransactionState
 _ALL_DONE: Any = object()
 _BACKGROUND: Any = object()
+WAITING_NESTED: Any = object()  # run_child's answer when the nested workflow waits
 _CONTINUE: Any = object()
 
 
@@ -40,8 +42,8 @@ class DurableRun(Run):
 
     FAST: ClassVar[bool] = False
 
-    __slots__ = ("context_json", "dirty", "enc_comp", "enc_out", "engine", "execution_id", "key", "reason",
-                 "reason_step", "retention_time", "stored_state", "version")
+    __slots__ = ("child_keys", "context_json", "dirty", "enc_comp", "enc_out", "engine", "execution_id", "inline",
+                 "key", "reason", "reason_step", "retention_time", "stored_state", "version")
 
     def __init__(self, engine: WorkflowEngine, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str,
                  run_id: str, context: dict[str, Any], event_group_id: str, execution_id: str,
@@ -58,6 +60,8 @@ class DurableRun(Run):
         self.enc_comp: dict[int, str | None] = {}
         self.retention_time = compiled.plan.options.retention_time
         self.context_json: Any = None
+        self.inline = False  # driven from inside its parent's step call (a nested run)
+        self.child_keys: list[ExecutionKey] = []
         self.stored_state = TransactionState.NOT_STARTED.value
         self.reason: str | None = None      # why the run is resumed: "run", "recovery", a timer kind
         self.reason_step: int | None = None  # the step a timer was for
@@ -68,7 +72,11 @@ class DurableRun(Run):
         """The stored transaction-wide state (JSON text)."""
         if self.context_json is None:
             self.context_json = progress_tail(self.txn, safe_jsonable(self.context, "The run context"))
-        return progress_of(self.txn, self.context_json)
+        text = progress_of(self.txn, self.context_json)
+        if self.child_keys:  # the nested executions this run started (its finish settles them)
+            keys = json.dumps([[k.workflow_id, k.transaction_id, k.run_id] for k in self.child_keys])
+            text = f'{text[:-1]},"children":{keys}}}'
+        return text
 
     async def flush(self, *, release: bool = False, finish: FinishData | None = None) -> None:
         """Write what changed since the last checkpoint, in one commit (fenced by version and owner)."""
@@ -121,7 +129,7 @@ class DurableRun(Run):
     def _succeeded(self, i: int, r: Any) -> Any:
         h = self.handlers[i]
         opts = h.step.options
-        if r is _BACKGROUND:
+        if r is _BACKGROUND or r is WAITING_NESTED:
             self.txn.invoke_waiting(i)
             return _WAITING
         if isinstance(r, StepResponse):
@@ -333,8 +341,25 @@ class DurableRun(Run):
 
     async def _finish_stored(self) -> None:
         # The records are assembled on read from the initial ones, the progress and the step rows, so
-        # finishing writes no more than any other checkpoint (or deletes, without retention).
-        await self.flush(finish=FinishData(delete=self.retention_time is None))
+        # finishing writes no more than any other checkpoint (or deletes, without retention). A nested
+        # run is kept while its parent may still revert it: the parent's finish decides.
+        nested = self.parent_step_idempotency_key is not None
+        await self.flush(finish=FinishData(delete=self.retention_time is None and not nested))
+        if self.child_keys:
+            await self.engine.store.finish_children(self.child_keys, self.retention_time, self.engine.clock.time())
+
+    # -- nested workflows -------------------------------------------------------------------------
+
+    async def run_child(self, compiled: CompiledWorkflow, value: Any, ctx: StepContext) -> Any:
+        return await self.engine.run_nested(self, compiled, value, ctx)
+
+    async def revert_child(self, value: Any, ctx: StepContext) -> None:
+        await self.engine.revert_nested(value)
+
+    def nested_ref(self) -> dict[str, str]:
+        """What a parent's step keeps to revert this nested execution."""
+        return {"workflow_id": self.key.workflow_id, "transaction_id": self.key.transaction_id,
+                "run_id": self.key.run_id}
 
     # -- after a finish ---------------------------------------------------------------------------
 

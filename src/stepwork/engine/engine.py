@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from stepwork.app.container import Container, Modules
-from stepwork.engine.durable import DurableRun
+from stepwork.engine.durable import WAITING_NESTED, DurableRun
 from stepwork.engine.ids import new_ulid
 from stepwork.engine.persistence import apply_progress, restore_outputs, safe_jsonable
 from stepwork.engine.records import WorkflowExecution, assemble
-from stepwork.engine.runner import _validate_events, execute, finish
+from stepwork.engine.runner import _validate_events, error_to_raise, execute, finish
 from stepwork.engine.subscriptions import Listeners, Subscriber, Subscriptions
 from stepwork.errors import StepworkError
 from stepwork.orchestration.definition import Plan
@@ -268,8 +268,85 @@ class WorkflowEngine:
                     if compiled.plan.options.idempotent:
                         return await self._stored_result(compiled, existing, listeners, throw_on_error, result_from)
             run = await self._create(compiled, input, transaction_id, ctx, event_group_id, listeners)
-            await run.drive()
+            await self._drive(run)
             return await finish(run, throw_on_error=throw_on_error, result_from=result_from)
+
+    async def _drive(self, run: DurableRun) -> None:
+        """Advance ``run``; a nested run that finished outside its parent's call completes the parent's step."""
+        await run.drive()
+        if run.finished and run.parent_step_idempotency_key is not None and not run.inline:
+            await self._complete_parent(run)
+
+    async def _complete_parent(self, child: DurableRun) -> None:
+        key = child.parent_step_idempotency_key
+        assert key is not None
+        try:
+            if child.txn.state is TransactionState.DONE:
+                result = await child.resolve_result(None)
+                await self.set_step_success(key, StepResponse(result, child.nested_ref()), throw_on_error=False)
+            else:
+                await self.set_step_failure(key, error_to_raise(child.txn), throw_on_error=False)
+        except StepworkError as exc:
+            logger.warning("Could not complete the parent step %s of nested execution %s: %s", key,
+                           child.transaction_id, exc)
+
+    async def run_nested(self, parent: DurableRun, compiled: CompiledWorkflow, value: Any,
+                         ctx: StepContext) -> Any:
+        """Run ``compiled`` as the nested workflow of a durable parent's step (stored too, so a crash
+        loses nothing). Returns the step's response, or ``WAITING_NESTED`` if the child waits."""
+        tid = f"{ctx.step_name}-{parent.transaction_id}"
+        if ctx.attempt > 1:
+            tid += f"-attempt-{ctx.attempt}"
+        parent_key = ctx.idempotency_key
+        async with self._locked(compiled.name, tid):
+            existing = await self.store.latest(compiled.name, tid)
+            if existing is not None and existing.state in _FINISHED:
+                # The parent step is invoked again (after a crash) but its child already finished.
+                child = await self._load(compiled, existing, existing.version)
+            elif existing is not None:
+                child = await self._load(compiled, existing, await self._acquire(existing, wait=True))
+                child.reason = "recovery"
+            else:
+                context = dict(parent.context)
+                context.update(transaction_id=tid, event_group_id=parent.event_group_id,
+                               parent_step_idempotency_key=parent_key)
+                child = await self._create(compiled, value, tid, context, parent.event_group_id,
+                                           Listeners(self.subscriptions, compiled.name, tid, None), parent_key)
+            if child.key not in parent.child_keys:
+                parent.child_keys.append(child.key)
+            if not child.finished:
+                child.inline = True
+                try:
+                    await child.drive()
+                finally:
+                    child.inline = False
+        state = child.txn.state
+        if state is TransactionState.DONE:
+            return StepResponse(await child.resolve_result(None), child.nested_ref())
+        if child.finished:
+            raise error_to_raise(child.txn)
+        return WAITING_NESTED
+
+    async def revert_nested(self, value: Any) -> None:
+        """Compensation of a nested-workflow step: revert the stored child it ran."""
+        if not isinstance(value, dict) or not {"workflow_id", "transaction_id", "run_id"} <= value.keys():
+            return
+        key = ExecutionKey(value["workflow_id"], value["transaction_id"], value["run_id"])
+        async with self._locked(key.workflow_id, key.transaction_id):
+            row = await self.store.get(key)
+            if row is None or row.state != "done":
+                return  # gone, or it failed and reverted itself
+            now = self.clock.time()
+            version = await self.store.acquire(key, self.owner, now + self.lease_ttl, now, include_done=True)
+            if version is None:
+                version = await self._acquire(row, wait=True)
+            child = await self._load(get_workflow(key.workflow_id).compiled, row, version)
+            child.txn.begin_compensation(now, cancel=True)
+            child.inline = True
+            await child.flush()
+            await child.drive()
+        if child.txn.state is not TransactionState.REVERTED:
+            raise error_to_raise(child.txn, handler_type="compensate")
 
     async def _create(self, compiled: CompiledWorkflow, payload: Any, transaction_id: str, ctx: dict[str, Any],
                       event_group_id: str, listeners: Any, parent_key: str | None = None) -> DurableRun:
@@ -322,6 +399,7 @@ class WorkflowEngine:
         restore_outputs(compiled, run.txn, await self.store.steps(row.key))
         run.version = version
         run.stored_state = row.state
+        run.child_keys = [ExecutionKey(*k) for k in progress.get("children") or []]
         return run
 
     async def _acquire(self, row: ExecutionRow, *, wait: bool) -> int:
@@ -344,7 +422,7 @@ class WorkflowEngine:
         version = await self._acquire(row, wait=not conflict_if_held)
         run = await self._load(compiled, row, version, listeners)
         run.reason = reason
-        await run.drive()
+        await self._drive(run)
         return await finish(run, throw_on_error=throw_on_error, result_from=result_from)
 
     async def _stored_result(self, compiled: CompiledWorkflow, row: ExecutionRow, listeners: Any,
@@ -392,7 +470,7 @@ class WorkflowEngine:
             run.dirty.add(i)
             if run.listeners:
                 await run._emit(event, step=i, response=output)
-            await run.drive()
+            await self._drive(run)
             return await finish(run, throw_on_error=throw_on_error, result_from=None)
 
     async def set_step_failure(self, idempotency_key: str | Mapping[str, Any], error: Any = None, *,
@@ -418,7 +496,7 @@ class WorkflowEngine:
             else:
                 txn.fail_compensation_waiting(i, error, permanent=force_permanent_failure)
             run.dirty.add(i)
-            await run.drive()
+            await self._drive(run)
             return await finish(run, throw_on_error=throw_on_error, result_from=None)
 
     async def retry_step(self, idempotency_key: str | Mapping[str, Any]) -> WorkflowResult[Any]:
@@ -434,7 +512,7 @@ class WorkflowEngine:
                 raise StepworkError(StepworkError.Types.NOT_ALLOWED, f"Cannot retry step when status is {shown}")
             txn.waiting[i] = False
             run.dirty.add(i)
-            await run.drive()
+            await self._drive(run)
             return await finish(run, throw_on_error=False, result_from=None)
 
     async def _latest_or_fail(self, row: ExecutionRow) -> ExecutionRow:
@@ -522,7 +600,7 @@ class WorkflowEngine:
             if run.listeners:
                 await run._emit("on_compensate_begin")
             await run.flush()
-            await run.drive()
+            await self._drive(run)
             return await finish(run, throw_on_error=False, result_from=None)
 
     async def get_running_transaction(self, workflow_id: str, transaction_id: str) -> TransactionInfo | None:
@@ -611,7 +689,7 @@ class WorkflowEngine:
             await self.store.delete_timer(timer.id)
             run.reason = timer.kind
             run.reason_step = timer.step_index
-            await run.drive()
+            await self._drive(run)
             await finish(run, throw_on_error=False, result_from=None)
 
     async def _recover_orphans(self) -> None:
@@ -635,6 +713,6 @@ class WorkflowEngine:
                         row.workflow_id, row.lease_owner)
             run = await self._load(get_workflow(key.workflow_id).compiled, row, version)
             run.reason = "recovery"
-            await run.drive()
+            await self._drive(run)
             await finish(run, throw_on_error=False, result_from=None)
 

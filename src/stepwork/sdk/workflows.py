@@ -139,7 +139,9 @@ class Workflow(Generic[I, O]):
         async def compensate(value: Any, ctx: StepContext) -> Any:
             return await ctx._run.revert_child(value, ctx)  # type: ignore[attr-defined]
 
-        entry = StepEntry(name, parse_step_options(name, {}), invoke, True, compensate, True,
+        # A child that waits (async steps) makes this step wait for it too (Medusa's async nested step).
+        options = {"async": True} if compiled.plan.has_async_steps else {}
+        entry = StepEntry(name, parse_step_options(name, options), invoke, True, compensate, True,
                           None if input is UNSET else input, builder.conditions, kind="nested")
         return builder.add_step(entry)
 

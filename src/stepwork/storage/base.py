@@ -169,6 +169,10 @@ class ExecutionStore(Protocol):
     async def list_rows(self, query: ListQuery) -> tuple[list[ExecutionRow], int]:
         """Rows matching ``query`` and the total count before paging."""
 
+    async def finish_children(self, keys: Sequence[ExecutionKey], retention_time: float | None, now: float) -> None:
+        """A parent finished: its nested executions are deleted with it (``retention_time=None``) or
+        kept as long as it is."""
+
     async def delete_expired(self, now: float) -> int:
         """Delete finished executions whose retention ran out; return how many."""
 

@@ -480,6 +480,21 @@ class PostgresStore:
             return [_row(r, query.with_records) for r in rows], int(count[0] if count else 0)
         return await self._run(run)
 
+    async def finish_children(self, keys: Sequence[ExecutionKey], retention_time: float | None, now: float) -> None:
+        async def run(conn: Conn) -> None:
+            async with conn.transaction():
+                for key in keys:
+                    params = _key_params(key)
+                    if retention_time is None:
+                        for table in ("workflow_execution_step", "workflow_timer", "workflow_execution"):
+                            await conn.execute(f"DELETE FROM {table} WHERE {_KEY}", params)
+                    else:
+                        await conn.execute(
+                            "UPDATE workflow_execution SET retention_time = %(ret)s, "
+                            f"expires_at = to_timestamp(%(exp)s) WHERE {_KEY}",
+                            {**params, "ret": retention_time, "exp": now + retention_time})
+        await self._run(run)
+
     async def delete_expired(self, now: float) -> int:
         r = await self._one(_DELETE_EXPIRED, (now,))
         return int(r[0]) if r else 0

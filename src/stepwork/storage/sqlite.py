@@ -295,6 +295,20 @@ class SQLiteStore:
             [*params, limit, int(query.skip)]).fetchall())
         return [_row(r, query.with_records) for r in rows], int(count)
 
+    async def finish_children(self, keys: Sequence[ExecutionKey], retention_time: float | None, now: float) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            for key in keys:
+                k = (key.workflow_id, key.transaction_id, key.run_id)
+                if retention_time is None:
+                    for table in ("workflow_execution_step", "workflow_timer", "workflow_execution"):
+                        conn.execute(f"DELETE FROM {table} WHERE workflow_id = ? AND transaction_id = ? "
+                                     "AND run_id = ?", k)
+                else:
+                    conn.execute("UPDATE workflow_execution SET retention_time = ?, expires_at = ? "
+                                 "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ?",
+                                 (retention_time, now + retention_time, *k))
+        await self._tx(run)
+
     async def delete_expired(self, now: float) -> int:
         def run(conn: sqlite3.Connection) -> int:
             keys = conn.execute(
