@@ -73,7 +73,8 @@ def run_page(path: pathlib.Path) -> list[str]:
         namespace["__check_output__"] = _checker(failures, where)
         print(f"--- {where}")
         try:
-            code = compile(_rewrite(textwrap.dedent(block)), where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            code = compile(_rewrite(textwrap.dedent(block)), where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                           dont_inherit=True)  # not this file's `from __future__ import annotations`
             if code.co_flags & inspect.CO_COROUTINE:
                 asyncio.run(_await(eval(code, namespace)))
             else:

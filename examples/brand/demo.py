@@ -3,6 +3,11 @@
 Runs the brand workflows against the in-memory services of :mod:`examples.brand.store` and prints
 what each run did: its final state, its result or error, the ``invoke``/``compensate`` state of
 every step (from ``result.transaction.execution["steps"]``) and the brands before and after.
+Then :func:`examples.brand.durable.show_durable_engine` runs the durable part on a
+``WorkflowEngine`` over a SQLite file in a temporary directory: a stored execution listed back, a
+long-running step completed from outside, and a worker process killed mid-step whose execution this
+process takes over and finishes.
+
 Every outcome is checked; the exit code is 0 only if all of them are what this file expects.
 """
 
@@ -14,6 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from examples.brand.durable import show_durable_engine
 from examples.brand.store import audit_log, brand_store, cms, container, mailer
 from examples.brand.workflows import (
     CreateBrandsInput,
@@ -230,6 +236,7 @@ async def main() -> int:
     print(f"  CMS pages: {sorted(cms.pages)}")
     print(f"  audit log: {[(e['action'], e['brand_ids']) for e in audit_log.entries]}")
     print(f"  e-mails: {[m['subject'] for m in mailer.sent]}")
+    await show_durable_engine(expect)
     print()
     if problems:
         print(f"{len(problems)} unexpected outcome(s):")

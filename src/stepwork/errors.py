@@ -52,6 +52,11 @@ class StepworkError(Exception):
         super().__init__(message)
         self.type = str(type)
         self.message = message
+        # Set when the error stands for a stored one raised elsewhere: its class name, stack text
+        # and step name.
+        self.name: str = self.__class__.__name__
+        self.stack: str | None = None
+        self.action: str | None = None
 
     def __str__(self) -> str:
         return self.message

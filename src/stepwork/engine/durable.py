@@ -42,8 +42,9 @@ class DurableRun(Run):
 
     FAST: ClassVar[bool] = False
 
-    __slots__ = ("child_keys", "context_json", "dirty", "enc_comp", "enc_out", "engine", "execution_id", "inline",
-                 "key", "reason", "reason_step", "retention_time", "stored_state", "version")
+    __slots__ = ("after_resume", "child_keys", "context_json", "dirty", "enc_comp", "enc_out", "engine",
+                 "execution_id", "inline", "key", "reason", "reason_step", "retention_time", "stored_state",
+                 "version")
 
     def __init__(self, engine: WorkflowEngine, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str,
                  run_id: str, context: dict[str, Any], event_group_id: str, execution_id: str,
@@ -60,6 +61,7 @@ class DurableRun(Run):
         self.enc_comp: dict[int, str | None] = {}
         self.retention_time = compiled.plan.options.retention_time
         self.context_json: Any = None
+        self.after_resume: list[tuple[str, dict[str, Any]]] = []
         self.inline = False  # driven from inside its parent's step call (a nested run)
         self.child_keys: list[ExecutionKey] = []
         self.stored_state = TransactionState.NOT_STARTED.value
@@ -206,6 +208,9 @@ class DurableRun(Run):
                 await self._emit("on_begin")
         elif self.listeners:
             await self._emit("on_resume")
+            for event, fields in self.after_resume:  # what resumed it: a completion from outside
+                await self._emit(event, **fields)
+        self.after_resume = []
         self._set_deadline()
         reason = self.reason
         self.reason = None

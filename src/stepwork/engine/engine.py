@@ -468,8 +468,7 @@ class WorkflowEngine:
                 txn.complete_compensation_waiting(i, output)
                 event = "on_compensate_step_success"
             run.dirty.add(i)
-            if run.listeners:
-                await run._emit(event, step=i, response=output)
+            run.after_resume.append((event, {"step": i, "response": output}))
             await self._drive(run)
             return await finish(run, throw_on_error=throw_on_error, result_from=None)
 
@@ -491,8 +490,8 @@ class WorkflowEngine:
                     interval = compiled.handlers[i].step.options.retry_interval
                     if interval:
                         await run._arm_retry(i, interval, "retry")
-                elif run.listeners:
-                    await run._emit("on_step_failure", step=i, errors=[txn.errors[-1].to_dict()])
+                else:
+                    run.after_resume.append(("on_step_failure", {"step": i, "errors": [txn.errors[-1].to_dict()]}))
             else:
                 txn.fail_compensation_waiting(i, error, permanent=force_permanent_failure)
             run.dirty.add(i)
@@ -581,7 +580,10 @@ class WorkflowEngine:
                 raise StepworkError(StepworkError.Types.NOT_FOUND, f"Transaction {transaction_id} could not be found.")
             if row.state == "failed":
                 raise StepworkError(StepworkError.Types.NOT_ALLOWED, "Cannot revert a permanent failed transaction.")
-            if row.state in ("compensating", "waiting_to_compensate", "reverted"):
+            if row.state == "reverted":
+                raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                    "Cannot revert a transaction that is already reverted.")
+            if row.state in ("compensating", "waiting_to_compensate"):
                 raise StepworkError(StepworkError.Types.NOT_ALLOWED,
                                     "Cannot revert a transaction that is already compensating.")
             now = self.clock.time()

@@ -16,6 +16,7 @@ from typing import Any
 
 from stepwork.orchestration.states import StepState, StepStatus, TransactionState
 from stepwork.orchestration.transaction import StepFailure, Transaction
+from stepwork.sdk.handlers import UNKNOWN as _UNKNOWN
 from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
 from stepwork.sdk.step_response import StepResponse
 from stepwork.storage.base import StepRow
@@ -132,23 +133,18 @@ def apply_step_row(txn: Transaction, row: StepRow, handler: StepHandler) -> None
         txn.comp_outputs[handler.name] = decode(row.compensate_output)
 
 
-_TYPES: dict[int, Any] = {}
-
-
 def output_type(handler: StepHandler) -> Any:
     """The output type a step's invoke function is annotated with (``StepResponse[O, C]`` → ``O``),
-    or ``None``."""
-    fn = handler.raw_invoke
-    key = id(fn)
-    if key in _TYPES:
-        return _TYPES[key]
+    or ``None``; computed once per handler."""
+    if handler.output_type is not _UNKNOWN:
+        return handler.output_type
     annotation: Any = None
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(handler.raw_invoke)
         annotation = _unwrap(hints.get("return"))
     except Exception:  # unresolvable annotations: values are passed as stored
         annotation = None
-    _TYPES[key] = annotation
+    handler.output_type = annotation
     return annotation
 
 

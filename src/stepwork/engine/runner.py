@@ -580,7 +580,10 @@ def error_to_raise(txn: Transaction, handler_type: str = "invoke") -> BaseExcept
     record = first.error
     err = StepworkError(str(record.get("type") or StepworkError.Types.UNEXPECTED_STATE),
                         str(record.get("message", "")))
-    err.args = (record.get("message", ""),)
+    # Raised in another process (or stored): the original class is gone, its record is carried.
+    err.name = str(record.get("name", "Error"))
+    err.stack = str(record.get("stack", ""))
+    err.action = first.action
     return err
 
 
@@ -638,7 +641,7 @@ async def finish(run: Run, *, throw_on_error: bool, result_from: str | None) -> 
         if throw_on_error:
             raise
     out: WorkflowResult[Any] = WorkflowResult(result, txn, run.parent_step_idempotency_key)
-    if run.listeners:
+    if run.listeners and txn.is_finished:  # a run that stopped to wait has not finished
         await run._emit("on_finish", state=txn.state.value, result=result,
                         errors=[e.to_dict() for e in txn.errors])
     if throw_on_error and txn.state in _FAILED_STATES:

@@ -82,9 +82,13 @@ class Listeners:
 
         async def dispatch(event: dict[str, Any]) -> None:
             if own is not None:
-                r = own(event)
-                if inspect.isawaitable(r):
-                    await r
+                try:
+                    r = own(event)
+                    if inspect.isawaitable(r):
+                        await r
+                except Exception:
+                    logger.exception("The %s handler of workflow %s raised; ignored.", event_type,
+                                     self._workflow_id)
             for fn in subscribers:
                 try:
                     r = fn(dict(event))

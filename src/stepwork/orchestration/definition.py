@@ -252,7 +252,8 @@ class Plan:
             or options.retention_time is not None or options.timeout is not None
             or options.schedule is not None
             or any(s.options.timeout is not None or s.options.retry_interval is not None
-                   or s.options.retry_interval_awaiting is not None for s in steps)
+                   or s.options.retry_interval_awaiting is not None or not s.options.auto_retry
+                   for s in steps)
         )
         self.definition = self._definition_tree()
 

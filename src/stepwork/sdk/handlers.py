@@ -40,6 +40,9 @@ def adapt_arity(fn: Callable[..., Any]) -> Handler:
     return lambda value, ctx: fn()
 
 
+UNKNOWN: Any = object()
+
+
 class OneArg:
     """A function of the input alone, callable as ``(input, ctx)``; the runner calls ``fn`` directly."""
 
@@ -56,7 +59,7 @@ class StepHandler:
     """The executable side of one step."""
 
     __slots__ = ("compensate", "compensate1", "compensate_is_coro", "conditions", "fast", "invoke", "invoke1",
-                 "invoke_is_coro", "kind", "name", "pre", "raw_invoke", "read_input", "step")
+                 "invoke_is_coro", "kind", "name", "output_type", "pre", "raw_invoke", "read_input", "step")
 
     def __init__(self, step: PlanStep, invoke: Handler, invoke_is_coro: bool,
                  compensate: Handler | None, compensate_is_coro: bool,
@@ -64,6 +67,7 @@ class StepHandler:
                  conditions: tuple[LazyNode, ...], kind: str, raw_invoke: Callable[..., Any] | None = None) -> None:
         self.step = step
         self.raw_invoke = raw_invoke if raw_invoke is not None else invoke
+        self.output_type: Any = UNKNOWN  # the annotated output type, found when first needed
         self.name = step.name
         self.invoke = invoke
         self.invoke_is_coro = invoke_is_coro

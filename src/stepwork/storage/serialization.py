@@ -34,9 +34,13 @@ def _fail(where: str, why: str) -> StepworkError:
                          "models, dataclasses, datetimes, UUIDs and Decimals, which are converted).")
 
 
-def to_jsonable(value: Any, where: str = "the value") -> Any:
+MAX_DEPTH = 256  # deeper structures could not be read back by every JSON decoder
+
+
+def to_jsonable(value: Any, where: str = "the value", _depth: int = 0) -> Any:
     """``value`` as plain JSON values (dict, list, str, int, float, bool, None); raises on what
-    cannot be stored exactly."""
+    cannot be stored exactly (including structures nested deeper than ``MAX_DEPTH`` levels, which
+    is also how a structure that contains itself is caught)."""
     t = type(value)
     if t is str:
         if not value.isascii():
@@ -48,23 +52,30 @@ def to_jsonable(value: Any, where: str = "the value") -> Any:
         if not math.isfinite(value):
             raise _fail(where, f"the float {value!r} has no JSON form")
         return value
-    if t is dict or isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                if isinstance(k, Enum) and isinstance(k.value, str):
-                    k = k.value
-                else:
-                    raise _fail(where, f"the mapping key {k!r} is not a string")
-            out[k] = to_jsonable(v, where)
-        return out
-    if t is list or t is tuple or isinstance(value, (list, tuple, set, frozenset)):
+    if t is dict or t is list or t is tuple or isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        if _depth >= MAX_DEPTH:
+            raise _fail(where, f"it is nested more than {MAX_DEPTH} levels deep (or contains itself)")
+        depth = _depth + 1
+        if t is dict or isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                if type(k) is not str:
+                    if isinstance(k, Enum) and isinstance(k.value, str):
+                        k = k.value
+                    elif isinstance(k, str):
+                        k = str(k)
+                    else:
+                        raise _fail(where, f"the mapping key {k!r} is not a string")
+                if not k.isascii():
+                    _check_utf8(k, where)
+                out[k] = to_jsonable(v, where, depth)
+            return out
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [to_jsonable(v, where) for v in items]
+        return [to_jsonable(v, where, depth) for v in items]
     if isinstance(value, BaseModel):
-        return to_jsonable(value.model_dump(mode="json"), where)
+        return to_jsonable(value.model_dump(mode="json"), where, _depth)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, where)
+        return to_jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, where, _depth)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -76,9 +87,9 @@ def to_jsonable(value: Any, where: str = "the value") -> Any:
             raise _fail(where, f"the Decimal {value!r} has no JSON form")
         return str(value)
     if isinstance(value, Enum):
-        return to_jsonable(value.value, where)
+        return to_jsonable(value.value, where, _depth)
     if isinstance(value, (int, float, str)):  # subclasses of the JSON types
-        return to_jsonable(_base(value), where)
+        return to_jsonable(_base(value), where, _depth)
     if isinstance(value, bytes):
         raise _fail(where, "bytes are not JSON; encode them (e.g. base64) first")
     raise _fail(where, f"an object of type {t.__module__}.{t.__qualname__} is not JSON-serializable")
