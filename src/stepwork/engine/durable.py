@@ -43,8 +43,8 @@ class DurableRun(Run):
     FAST: ClassVar[bool] = False
 
     __slots__ = ("after_resume", "child_keys", "context_json", "dirty", "enc_comp", "enc_out", "engine",
-                 "execution_id", "inline", "key", "reason", "reason_step", "retention_time", "stored_state",
-                 "version")
+                 "execution_id", "flush_lock", "inline", "key", "reason", "reason_step", "retention_time",
+                 "stored_state", "version")
 
     def __init__(self, engine: WorkflowEngine, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str,
                  run_id: str, context: dict[str, Any], event_group_id: str, execution_id: str,
@@ -53,6 +53,8 @@ class DurableRun(Run):
                          container=engine.container, context=context, event_group_id=event_group_id,
                          parent_step_idempotency_key=parent_step_idempotency_key, listeners=listeners)
         self.engine = engine
+        self.now = engine.clock.time
+        self.flush_lock: asyncio.Lock | None = None
         self.key = ExecutionKey(compiled.name, transaction_id, run_id)
         self.execution_id = execution_id
         self.version = 0
@@ -81,7 +83,17 @@ class DurableRun(Run):
         return text
 
     async def flush(self, *, release: bool = False, finish: FinishData | None = None) -> None:
-        """Write what changed since the last checkpoint, in one commit (fenced by version and owner)."""
+        """Write what changed since the last checkpoint, in one commit (fenced by version and owner).
+
+        Parallel steps checkpoint one after the other: each write is fenced on the version the
+        previous one produced.
+        """
+        if self.flush_lock is None:
+            self.flush_lock = asyncio.Lock()
+        async with self.flush_lock:
+            await self._flush(release=release, finish=finish)
+
+    async def _flush(self, *, release: bool, finish: FinishData | None) -> None:
         txn = self.txn
         rows = [step_row(txn, i, self.enc_out.get(i), self.enc_comp.get(i)) for i in sorted(self.dirty)]
         self.dirty.clear()

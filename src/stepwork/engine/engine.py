@@ -380,6 +380,12 @@ class WorkflowEngine:
 
     async def _load(self, compiled: CompiledWorkflow, row: ExecutionRow, version: int,
                     listeners: Any = None) -> DurableRun:
+        # Read again: the row given may be older than the lease just taken (another process may
+        # have advanced the execution meanwhile).
+        fresh = await self.store.get(row.key)
+        if fresh is None:
+            raise StepworkError(StepworkError.Types.NOT_FOUND, f"Transaction {row.transaction_id} could not be found.")
+        row = fresh
         stored_definition = (row.execution or {}).get("definition")
         if stored_definition is not None and stored_definition != compiled.plan.definition:
             raise StepworkError(StepworkError.Types.UNEXPECTED_STATE,
@@ -410,6 +416,14 @@ class WorkflowEngine:
             version = await self.store.acquire(row.key, self.owner, now + self.lease_ttl, now)
             if version is not None:
                 return version
+            current = await self.store.get(row.key)
+            if current is None:
+                raise StepworkError(StepworkError.Types.NOT_FOUND,
+                                    f"Transaction {row.transaction_id} could not be found.")
+            if current.state in _FINISHED:  # finished by whoever held it meanwhile
+                raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                    f'Transaction {row.transaction_id} has already finished ("{current.state}"); '
+                                    "a finished execution never changes again.")
             if time.monotonic() >= deadline:
                 raise StepworkError(StepworkError.Types.CONFLICT,
                                     f"Transaction already started for transaction_id: {row.transaction_id}")
@@ -459,14 +473,15 @@ class WorkflowEngine:
             else:
                 output, comp = step_response, None
             txn = run.txn
-            self._check_action(run, i, action, "success")
-            if action == "invoke":
-                run._encode(i, output, comp)
-                txn.complete_waiting(i, output, comp)
-                event = "on_step_success"
-            else:
-                txn.complete_compensation_waiting(i, output)
-                event = "on_compensate_step_success"
+            async with self._refusal_releases(run):
+                self._check_action(run, i, action, "success")
+                if action == "invoke":
+                    run._encode(i, output, comp)
+                    txn.complete_waiting(i, output, comp)
+                    event = "on_step_success"
+                else:
+                    txn.complete_compensation_waiting(i, output)
+                    event = "on_compensate_step_success"
             run.dirty.add(i)
             run.after_resume.append((event, {"step": i, "response": output}))
             await self._drive(run)
@@ -483,17 +498,19 @@ class WorkflowEngine:
             row = await self._latest_or_fail(row)
             run = await self._load(compiled, row, await self._acquire(row, wait=True))
             txn = run.txn
-            self._check_action(run, i, action, "failure")
+            async with self._refusal_releases(run):
+                self._check_action(run, i, action, "failure")
+                if action == "invoke":
+                    outcome = txn.fail_waiting(i, error, permanent=force_permanent_failure)
+                else:
+                    txn.fail_compensation_waiting(i, error, permanent=force_permanent_failure)
             if action == "invoke":
-                outcome = txn.fail_waiting(i, error, permanent=force_permanent_failure)
                 if outcome is FailureOutcome.RETRY:
                     interval = compiled.handlers[i].step.options.retry_interval
                     if interval:
                         await run._arm_retry(i, interval, "retry")
                 else:
                     run.after_resume.append(("on_step_failure", {"step": i, "errors": [txn.errors[-1].to_dict()]}))
-            else:
-                txn.fail_compensation_waiting(i, error, permanent=force_permanent_failure)
             run.dirty.add(i)
             await self._drive(run)
             return await finish(run, throw_on_error=throw_on_error, result_from=None)
@@ -506,13 +523,24 @@ class WorkflowEngine:
             row = await self._latest_or_fail(row)
             run = await self._load(compiled, row, await self._acquire(row, wait=True))
             txn = run.txn
-            if txn.inv_status[i] is not StepStatus.WAITING_RESPONSE or txn.inv_state[i] is not StepState.INVOKING:
-                shown = txn.inv_status[i] if txn.inv_state[i] is StepState.INVOKING else txn.inv_state[i]
-                raise StepworkError(StepworkError.Types.NOT_ALLOWED, f"Cannot retry step when status is {shown}")
+            async with self._refusal_releases(run):
+                if txn.inv_status[i] is not StepStatus.WAITING_RESPONSE or txn.inv_state[i] is not StepState.INVOKING:
+                    shown = txn.inv_status[i] if txn.inv_state[i] is StepState.INVOKING else txn.inv_state[i]
+                    raise StepworkError(StepworkError.Types.NOT_ALLOWED, f"Cannot retry step when status is {shown}")
             txn.waiting[i] = False
             run.dirty.add(i)
             await self._drive(run)
             return await finish(run, throw_on_error=False, result_from=None)
+
+    @contextlib.asynccontextmanager
+    async def _refusal_releases(self, run: DurableRun) -> AsyncIterator[None]:
+        """A request refused after the lease was taken gives the lease back (else the execution would
+        stay locked while this engine lives)."""
+        try:
+            yield
+        except BaseException:
+            await self.store.release(run.key, self.owner)
+            raise
 
     async def _latest_or_fail(self, row: ExecutionRow) -> ExecutionRow:
         latest = await self.store.get(row.key)

@@ -82,9 +82,26 @@ class Run:
 
     FAST: ClassVar[bool] = True  # may use the inline fast paths (a durable run checkpoints instead)
 
-    __slots__ = ("_container", "children", "compiled", "context", "deadline", "event_group_id", "handlers",
-                 "inflight", "listeners", "memo", "outputs", "parent_step_idempotency_key", "payload", "run_id",
-                 "transaction_id", "txn", "workflow_id")
+    __slots__ = (
+        "_container",
+        "children",
+        "compiled",
+        "context",
+        "deadline",
+        "event_group_id",
+        "handlers",
+        "inflight",
+        "listeners",
+        "memo",
+        "now",
+        "outputs",
+        "parent_step_idempotency_key",
+        "payload",
+        "run_id",
+        "transaction_id",
+        "txn",
+        "workflow_id",
+    )
 
     def __init__(self, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str, run_id: str,
                  container: Container | None, context: dict[str, Any], event_group_id: str,
@@ -110,6 +127,7 @@ class Run:
         self.inflight: dict[int, asyncio.Future[None]] | None = None
         self.children: dict[str, Run] = {}
         self.deadline: float | None = None
+        self.now: Callable[[], float] = time.time  # the wall clock (an engine's clock for engine runs)
 
     @property
     def container(self) -> Container:
@@ -130,7 +148,7 @@ class Run:
         if timeout is not None:
             loop = asyncio.get_running_loop()
             self.deadline = loop.time() + timeout
-        txn.begin(time.time())
+        txn.begin(self.now())
         if listeners:
             await self._emit("on_begin")
         fast_ok = not listeners and self.deadline is None
@@ -149,7 +167,7 @@ class Run:
                 h = handlers[i]
                 if fast_ok and h.fast:
                     # The hot path: the function is called inline, a coroutine awaited in place.
-                    attempt = txn.start_invoke(i, time.time())
+                    attempt = txn.start_invoke(i, self.now())
                     try:
                         f1 = h.invoke1
                         if f1 is not None:
@@ -202,7 +220,7 @@ class Run:
             except Exception as exc:
                 # A condition that raises fails its step at once: retrying the step would skip the
                 # question the condition was asking.
-                txn.start_invoke(i, time.time())
+                txn.start_invoke(i, self.now())
                 await self._invoke_failed(i, exc, permanent=True)
                 return
         while True:
@@ -215,7 +233,7 @@ class Run:
                     await self._step_settled(i)
                     return
             retry = True
-            attempt = txn.start_invoke(i, time.time())
+            attempt = txn.start_invoke(i, self.now())
             await self._step_started(i)
             if listeners:
                 await self._emit("on_step_begin", step=i)
@@ -275,7 +293,7 @@ class Run:
         """A parallel stage of fast steps without retries: their coroutines go straight to gather."""
         txn = self.txn
         handlers = self.handlers
-        now = time.time()
+        now = self.now()
         pending: list[Any] = []
         waiting: list[int] = []
         for i in members:
@@ -344,7 +362,7 @@ class Run:
         txn = self.txn
         if timed_out is not None:
             if timed_out.transaction and txn.timed_out_at is None:
-                txn.timed_out_at = time.time()
+                txn.timed_out_at = self.now()
                 if self.listeners:
                     await self._emit("on_timeout")
             outcome = txn.invoke_failed(
@@ -361,7 +379,7 @@ class Run:
 
     async def _transaction_timed_out(self) -> None:
         txn = self.txn
-        txn.timed_out_at = time.time()
+        txn.timed_out_at = self.now()
         txn.failing = True
         txn.errors.append(StepFailure(None, "invoke", TransactionTimeoutError()))
         if self.listeners:
@@ -421,7 +439,7 @@ class Run:
 
     async def _compensate(self, *, cancel: bool = False) -> None:
         txn = self.txn
-        txn.begin_compensation(time.time(), cancel=cancel)
+        txn.begin_compensation(self.now(), cancel=cancel)
         if self.listeners:
             await self._emit("on_compensate_begin")
         handlers = self.handlers

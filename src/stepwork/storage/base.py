@@ -160,6 +160,9 @@ class ExecutionStore(Protocol):
         that ``owner`` holds already); return the new version, or ``None`` if another holds it.
         ``include_done`` also takes a ``done`` one (to cancel it)."""
 
+    async def release(self, key: ExecutionKey, owner: str) -> None:
+        """Give back ``owner``'s lease of an execution without changing anything else."""
+
     async def renew(self, owner: str, lease_until: float) -> None:
         """Extend every lease ``owner`` holds."""
 

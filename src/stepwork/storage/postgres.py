@@ -452,6 +452,10 @@ class PostgresStore:
                             {**_key_params(key), "owner": owner, "lease_until": lease_until, "now": now})
         return None if r is None else int(r[0])
 
+    async def release(self, key: ExecutionKey, owner: str) -> None:
+        await self._exec("UPDATE workflow_execution SET lease_owner = NULL, lease_expires_at = NULL "
+                         f"WHERE {_KEY} AND lease_owner = %(owner)s", {**_key_params(key), "owner": owner})
+
     async def renew(self, owner: str, lease_until: float) -> None:
         await self._exec("UPDATE workflow_execution SET lease_expires_at = to_timestamp(%s::float8) "
                          "WHERE lease_owner = %s", (lease_until, owner))

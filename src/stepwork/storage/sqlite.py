@@ -267,6 +267,12 @@ class SQLiteStore:
             return None if r is None else int(r[0])
         return await self._tx(run)
 
+    async def release(self, key: ExecutionKey, owner: str) -> None:
+        await self._tx(lambda conn: conn.execute(
+            "UPDATE workflow_execution SET lease_owner = NULL, lease_expires_at = NULL WHERE workflow_id = ? "
+            "AND transaction_id = ? AND run_id = ? AND lease_owner = ?",
+            (key.workflow_id, key.transaction_id, key.run_id, owner)))
+
     async def renew(self, owner: str, lease_until: float) -> None:
         await self._tx(lambda conn: conn.execute(
             "UPDATE workflow_execution SET lease_expires_at = ? WHERE lease_owner = ?", (lease_until, owner)))
