@@ -84,15 +84,19 @@ def _fails_once(value: Any, ctx: StepContext) -> str:
 r1 = create_step({"name": "r1", "max_retries": 1, "retry_interval": 1}, _fails_once)
 retry_timer = create_workflow({"name": "crash-retry-timer", "retention_time": 600}, lambda inp: r1(inp))
 
-WORKFLOWS = {"mid-step": mid_step, "mid-compensation": mid_compensation, "retry-timer": retry_timer}
+f1, f2, f3 = _plain("f1"), _plain("f2"), _plain("f3")
+fault_window = create_workflow({"name": "crash-fault-window", "retention_time": 600},
+                               lambda inp: f3(f2(f1(inp))))
+
+WORKFLOWS = {"fault-window": fault_window, "mid-step": mid_step, "mid-compensation": mid_compensation, "retry-timer": retry_timer}
 
 
-async def _main(database_url: str, mode: str) -> None:
+async def _main(database_url: str, mode: str, transaction_id: str) -> None:
     async with WorkflowEngine(database_url, lease_ttl=0.5, poll_interval=0.05) as engine:
-        await engine.run(WORKFLOWS[mode], {"n": 1}, transaction_id=f"crash-{mode}", throw_on_error=False)
+        await engine.run(WORKFLOWS[mode], {"n": 1}, transaction_id=transaction_id, throw_on_error=False)
         (_dir() / "suspended").write_text("1")
         time.sleep(3600)  # hold here until killed (the test kills us)
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1], sys.argv[2]))
+    asyncio.run(_main(sys.argv[1], sys.argv[2], sys.argv[3]))

@@ -39,9 +39,11 @@ def shared_url(database_url: str, tmp_path: Path) -> str:
 def worker(crash_dir: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(url: str, mode: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "STEPWORK_CRASH_DIR": str(crash_dir)}
-        proc = subprocess.Popen([sys.executable, "-m", "tests.engine.crash_app", url, mode], cwd=ROOT, env=env)
+    def start(url: str, mode: str, faults: str = "") -> subprocess.Popen[bytes]:
+        env = {**os.environ, "STEPWORK_CRASH_DIR": str(crash_dir), "STEPWORK_FAULTS": faults}
+        # A transaction id of the test's own: the PostgreSQL database is shared by the whole session.
+        proc = subprocess.Popen([sys.executable, "-m", "tests.engine.crash_app", url, mode, tid(crash_dir)],
+                                cwd=ROOT, env=env)
         procs.append(proc)
         return proc
     yield start
@@ -59,12 +61,17 @@ async def wait_for_file(path: Path, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def recovered_state(url: str, workflow: str, timeout: float = 20.0) -> str:
+def tid(crash_dir: Path) -> str:
+    return f"crash-{crash_dir.name}"
+
+
+async def recovered_state(url: str, workflow: str, crash_dir: Path, timeout: float = 20.0) -> str:
     """Start an engine and wait until it has taken the execution over and finished it."""
     async with WorkflowEngine(url, lease_ttl=0.5, poll_interval=0.05) as engine:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            rows = await engine.list_workflow_executions({"workflow_id": workflow})
+            rows = await engine.list_workflow_executions({"workflow_id": workflow,
+                                                          "transaction_id": tid(crash_dir)})
             if rows and rows[0].state in ("done", "reverted", "failed"):
                 return rows[0].state
             if asyncio.get_running_loop().time() > deadline:
@@ -85,11 +92,34 @@ async def test_killed_mid_step_resumes_without_rerunning_completed_steps(worker:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (crash_dir / "release").write_text("1")
-    assert await recovered_state(shared_url, "crash-mid-step") == "done"
+    assert await recovered_state(shared_url, "crash-mid-step", crash_dir) == "done"
     lines = log_lines(crash_dir)
     assert [line.split(":")[0] for line in lines] == ["s1", "s2", "s3", "s3", "s4"]
     s3_keys = {line.split(":", 2)[2] for line in lines if line.startswith("s3:")}
-    assert s3_keys == {"crash-mid-step:crash-mid-step:s3:invoke"}
+    assert s3_keys == {f"crash-mid-step:{tid(crash_dir)}:s3:invoke"}
+
+
+async def test_killed_after_a_side_effect_before_its_checkpoint_reruns_only_that_step(
+        worker: Any, shared_url: str, crash_dir: Path) -> None:
+    """Fault point step.returned:f2 kills the worker after f2's side effect, before its result is
+    stored: f2 runs again with the same idempotency key, f1 does not (R02)."""
+    proc = worker(shared_url, "fault-window", faults="step.returned:f2=kill")
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert await recovered_state(shared_url, "crash-fault-window", crash_dir) == "done"
+    lines = log_lines(crash_dir)
+    assert [line.split(":")[0] for line in lines] == ["f1", "f2", "f2", "f3"]
+    assert {line.split(":", 2)[2] for line in lines if line.startswith("f2:")} == {
+        f"crash-fault-window:{tid(crash_dir)}:f2:invoke"}
+
+
+async def test_killed_right_after_a_checkpoint_resumes_at_that_step(worker: Any, shared_url: str,
+                                                                    crash_dir: Path) -> None:
+    """Fault point checkpoint.after:f2 kills the worker once f2's start is stored: f1 is not run
+    again, f2 and f3 run once each."""
+    proc = worker(shared_url, "fault-window", faults="checkpoint.after:f2=kill")
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert await recovered_state(shared_url, "crash-fault-window", crash_dir) == "done"
+    assert [line.split(":")[0] for line in log_lines(crash_dir)] == ["f1", "f2", "f3"]
 
 
 async def test_killed_mid_compensation_continues_the_rollback(worker: Any, shared_url: str,
@@ -101,7 +131,7 @@ async def test_killed_mid_compensation_continues_the_rollback(worker: Any, share
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (crash_dir / "release").write_text("1")
-    assert await recovered_state(shared_url, "crash-mid-compensation") == "reverted"
+    assert await recovered_state(shared_url, "crash-mid-compensation", crash_dir) == "reverted"
     compensations = [line.split(":")[0] for line in log_lines(crash_dir) if ":compensate:" in line]
     assert compensations == ["c3", "c2", "c2", "c1"]
 
@@ -113,7 +143,7 @@ async def test_killed_while_a_retry_timer_is_pending_retries_after_restart(worke
     await wait_for_file(crash_dir / "suspended")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert await recovered_state(shared_url, "crash-retry-timer") == "done"
+    assert await recovered_state(shared_url, "crash-retry-timer", crash_dir) == "done"
     attempts = [line.rsplit(":", 1)[1] for line in log_lines(crash_dir)]
     assert attempts == ["attempt1", "attempt2"]
 

@@ -14,6 +14,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from stepwork.engine.faults import fault_point
 from stepwork.engine.persistence import progress_of, progress_tail, safe_jsonable, step_row
 from stepwork.engine.runner import _GO, _SKIPPED, _SUSPEND, _WAITING, Run, _TimedOut
 from stepwork.errors import StepTimeoutError, StepworkError, TransactionTimeoutError
@@ -109,6 +110,12 @@ class DurableRun(Run):
         self.stored_state = state
 
     async def _step_started(self, i: int) -> None:
+        name = self.handlers[i].name
+        fault_point("checkpoint.before", name)
+        await self._checkpoint_start(i)
+        fault_point("checkpoint.after", name)
+
+    async def _checkpoint_start(self, i: int) -> None:
         self.dirty.add(i)
         txn = self.txn
         opts = self.handlers[i].step.options
@@ -142,6 +149,7 @@ class DurableRun(Run):
 
     def _succeeded(self, i: int, r: Any) -> Any:
         h = self.handlers[i]
+        fault_point("step.returned", h.name)
         opts = h.step.options
         if r is _BACKGROUND or r is WAITING_NESTED:
             self.txn.invoke_waiting(i)
@@ -169,6 +177,7 @@ class DurableRun(Run):
         self.enc_comp[i] = None if comp is None else encode(comp, f'The compensation input of step "{name}"')
 
     def _compensated(self, i: int, r: Any) -> Any:
+        fault_point("compensation.returned", self.handlers[i].name)
         if self.handlers[i].step.options.compensate_async:
             self.txn.compensate_waiting(i)
             return _WAITING
