@@ -88,7 +88,8 @@ f1, f2, f3 = _plain("f1"), _plain("f2"), _plain("f3")
 fault_window = create_workflow({"name": "crash-fault-window", "retention_time": 600},
                                lambda inp: f3(f2(f1(inp))))
 
-WORKFLOWS = {"fault-window": fault_window, "mid-step": mid_step, "mid-compensation": mid_compensation, "retry-timer": retry_timer}
+WORKFLOWS = {"fault-window": fault_window, "mid-step": mid_step, "mid-compensation": mid_compensation,
+             "retry-timer": retry_timer}
 
 
 async def _main(database_url: str, mode: str, transaction_id: str) -> None:
