@@ -197,6 +197,9 @@ class WorkflowEngine:
 
     async def _renew(self) -> None:
         await self.store.renew(self.owner, self.clock.time() + self.lease_ttl)
+        fold = getattr(self.store, "fold_wal", None)  # SQLite: keep the write-ahead log short
+        if fold is not None:
+            await fold()
 
     def _busy(self, workflow_id: str, transaction_id: str) -> bool:
         lock = self._locks.get((workflow_id, transaction_id))
