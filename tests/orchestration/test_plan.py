@@ -242,12 +242,12 @@ def test_invalid_workflow_options_raise_invalid_data(config):
 
 
 def test_workflow_options_parse():
-    """A name string or a mapping parses; timedelta becomes seconds."""
+    """A name string or a mapping parses; timedelta becomes seconds; a schedule is normalized."""
     assert parse_workflow_options("w").name == "w"
     o = parse_workflow_options({"name": "w", "retention_time": timedelta(hours=1), "timeout": 2,
                                 "schedule": {"cron": "* * * * *"}, "idempotent": True, "store": False})
     assert (o.retention_time, o.timeout, o.schedule, o.idempotent, o.store) == (
-        3600.0, 2.0, {"cron": "* * * * *"}, True, False)
+        3600.0, 2.0, {"cron": "* * * * *", "concurrency": "forbid"}, True, False)
     with pytest.raises(StepworkError, match='Did you mean "retention_time"'):
         parse_workflow_options({"name": "w", "retentionTime": 1})
 

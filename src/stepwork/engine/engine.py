@@ -21,6 +21,7 @@ from stepwork.engine.ids import new_ulid
 from stepwork.engine.persistence import apply_progress, restore_outputs, safe_jsonable
 from stepwork.engine.records import WorkflowExecution, assemble
 from stepwork.engine.runner import _validate_events, error_to_raise, execute, finish
+from stepwork.engine.scheduler import next_tick, tick_iso, tick_transaction_id, timer_id
 from stepwork.engine.subscriptions import Listeners, Subscriber, Subscriptions
 from stepwork.errors import StepworkError
 from stepwork.orchestration.definition import Plan
@@ -29,7 +30,7 @@ from stepwork.orchestration.states import StepState, StepStatus, TransactionStat
 from stepwork.orchestration.transaction import FailureOutcome
 from stepwork.sdk.context import StepContext
 from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
-from stepwork.sdk.registry import get_workflow
+from stepwork.sdk.registry import get_workflow, registered_workflows
 from stepwork.sdk.results import TransactionInfo, WorkflowResult
 from stepwork.sdk.step_response import StepResponse
 from stepwork.sdk.workflows import Workflow
@@ -133,6 +134,7 @@ class WorkflowEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._templates: dict[Plan, str] = {}
+        self._scheduled: set[str] = set()
         self._started = False
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -143,6 +145,7 @@ class WorkflowEngine:
             return
         await self.store.open()
         self._started = True
+        await self._arm_schedules()
         await self._recover_orphans()
         await self._fire_due_timers()
         self._tasks = [asyncio.create_task(self._loop(self._tick, self.poll_interval), name="stepwork-timers"),
@@ -192,6 +195,7 @@ class WorkflowEngine:
             await asyncio.sleep(interval)
 
     async def _tick(self) -> None:
+        await self._arm_schedules()
         await self._fire_due_timers()
         await self._recover_orphans()
 
@@ -707,7 +711,64 @@ class WorkflowEngine:
             except Exception:
                 logger.exception("Timer %s failed; it fires again later.", timer.id)
 
+    # -- schedules ----------------------------------------------------------------------------------
+
+    async def _arm_schedules(self) -> None:
+        """Make sure every registered scheduled workflow has its timer (once per workflow)."""
+        for name, workflow in registered_workflows().items():
+            schedule = workflow.options.schedule
+            if schedule is None or name in self._scheduled:
+                continue
+            due = next_tick(schedule, self.clock.time())
+            await self.store.add_timer(TimerRow(timer_id(name), name, "", "", "schedule", due, None, {"count": 0}),
+                                       replace=False)
+            self._scheduled.add(name)
+
+    async def _fire_schedule(self, timer: TimerRow) -> None:
+        try:
+            workflow = get_workflow(timer.workflow_id)
+        except StepworkError:
+            logger.warning("Tried to execute a scheduled workflow with ID %s that does not exist, removing it from "
+                           "the scheduler.", timer.workflow_id)
+            await self.store.delete_timer(timer.id)
+            return
+        schedule = workflow.options.schedule
+        if schedule is None:
+            await self.store.delete_timer(timer.id)
+            return
+        tick = timer.due_at
+        count = int(timer.data.get("count", 0))
+        limit = schedule.get("number_of_executions")
+        run_it = True
+        if schedule.get("concurrency", "forbid") == "forbid":
+            running = await self.store.list_rows(ListQuery(normalize_filters(
+                {"workflow_id": workflow.name, "state": ["not_started", "invoking", "waiting_to_compensate",
+                                                         "compensating"]}), 0, 1, normalize_order(None), False))
+            run_it = running[1] == 0
+        if run_it:
+            count += 1
+        # Move the timer on first, so that no other engine runs this tick again.
+        if limit is not None and count >= limit:
+            await self.store.delete_timer(timer.id)
+        else:
+            due = next_tick(schedule, max(tick, self.clock.time()))
+            await self.store.add_timer(TimerRow(timer.id, timer.workflow_id, "", "", "schedule", due, None,
+                                                {"count": count}))
+        if not run_it:
+            logger.info("Skipped tick %s of %s: its previous run is still running (concurrency \"forbid\").",
+                        tick_iso(tick), workflow.name)
+            return
+        try:
+            await self.run(workflow, {"scheduled_for": tick_iso(tick)},
+                           transaction_id=tick_transaction_id(workflow.name, tick), throw_on_error=False)
+        except StepworkError as exc:
+            if exc.type != StepworkError.Types.CONFLICT:
+                raise
+
     async def _fire(self, timer: TimerRow) -> None:
+        if timer.kind == "schedule":
+            await self._fire_schedule(timer)
+            return
         key = ExecutionKey(timer.workflow_id, timer.transaction_id, timer.run_id)
         async with self._locked(timer.workflow_id, timer.transaction_id):
             row = await self.store.get(key)

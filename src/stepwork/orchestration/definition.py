@@ -200,11 +200,45 @@ def parse_workflow_options(name_or_config: str | Mapping[str, Any]) -> WorkflowO
             values[key] = None if value is None else _seconds(owner, key, value,
                                                               allow_zero=key == "retention_time")
         elif key == "schedule":
-            if value is not None and not isinstance(value, (str, Mapping)):
-                raise StepworkError(_INVALID, f'Option "schedule" of {owner} must be a cron string or a '
-                                              f"mapping, got {value!r}.")
-            values[key] = dict(value) if isinstance(value, Mapping) else value
+            values[key] = None if value is None else parse_schedule(owner, value)
     return WorkflowOptions(**values)
+
+
+_SCHEDULE_KEYS = ("cron", "interval", "number_of_executions", "concurrency")
+
+
+def parse_schedule(owner: str, value: Any) -> dict[str, Any]:
+    """Validate a ``schedule``: a cron string, or ``{cron | interval, number_of_executions?,
+    concurrency?}``; returns the normalized mapping."""
+    from croniter import croniter  # imported when a schedule is defined
+
+    schedule = {"cron": value} if isinstance(value, str) else value
+    if not isinstance(schedule, Mapping):
+        raise StepworkError(_INVALID, f'Option "schedule" of {owner} must be a cron string or a mapping, '
+                                      f"got {value!r}.")
+    for key in schedule:
+        if key not in _SCHEDULE_KEYS:
+            raise _unknown_key("schedule", owner, key, _SCHEDULE_KEYS)
+    cron, interval = schedule.get("cron"), schedule.get("interval")
+    if (cron is None) == (interval is None):
+        raise StepworkError(_INVALID, f"The schedule of {owner} needs exactly one of \"cron\" or \"interval\".")
+    out: dict[str, Any] = {"concurrency": schedule.get("concurrency", "forbid")}
+    if cron is not None:
+        if not isinstance(cron, str) or not croniter.is_valid(cron):
+            raise StepworkError(_INVALID, f"The schedule of {owner} has an invalid cron expression {cron!r}.")
+        out["cron"] = cron
+    else:
+        out["interval"] = _seconds(owner, "schedule.interval", interval, allow_zero=False)
+    count = schedule.get("number_of_executions")
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise StepworkError(_INVALID, f'"number_of_executions" in the schedule of {owner} must be an integer '
+                                          f">= 1, got {count!r}.")
+        out["number_of_executions"] = count
+    if out["concurrency"] not in ("forbid", "allow"):
+        raise StepworkError(_INVALID, f'"concurrency" in the schedule of {owner} must be "forbid" or "allow", '
+                                      f"got {out['concurrency']!r}.")
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,8 +179,8 @@ class ExecutionStore(Protocol):
     async def delete_expired(self, now: float) -> int:
         """Delete finished executions whose retention ran out; return how many."""
 
-    async def add_timer(self, timer: TimerRow) -> None:
-        """Insert (or replace) a timer."""
+    async def add_timer(self, timer: TimerRow, *, replace: bool = True) -> None:
+        """Insert a timer; an existing one with its id is replaced, or kept when ``replace=False``."""
 
     async def due_timers(self, now: float, owner: str, limit: int, claim_for: float) -> list[TimerRow]:
         """Claim up to ``limit`` due timers for ``claim_for`` seconds and return them."""

@@ -505,8 +505,9 @@ class PostgresStore:
 
     # -- timers -----------------------------------------------------------------------------------
 
-    async def add_timer(self, timer: TimerRow) -> None:
-        await self._exec(_ADD_TIMER, (timer.id, timer.workflow_id, timer.transaction_id, timer.run_id,
+    async def add_timer(self, timer: TimerRow, *, replace: bool = True) -> None:
+        sql = _ADD_TIMER if replace else _ADD_TIMER.split(" ON CONFLICT")[0] + " ON CONFLICT (id) DO NOTHING"
+        await self._exec(sql, (timer.id, timer.workflow_id, timer.transaction_id, timer.run_id,
                                       timer.step_index, timer.kind, timer.due_at, json.dumps(timer.data)))
 
     async def due_timers(self, now: float, owner: str, limit: int, claim_for: float) -> list[TimerRow]:

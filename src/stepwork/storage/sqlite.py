@@ -337,11 +337,12 @@ class SQLiteStore:
 
     # -- timers -----------------------------------------------------------------------------------
 
-    async def add_timer(self, timer: TimerRow) -> None:
+    async def add_timer(self, timer: TimerRow, *, replace: bool = True) -> None:
+        conflict = ("DO UPDATE SET due_at = excluded.due_at, data = excluded.data, claimed_by = NULL, "
+                    "claimed_until = NULL") if replace else "DO NOTHING"
         await self._tx(lambda conn: conn.execute(
             "INSERT INTO workflow_timer (id, workflow_id, transaction_id, run_id, step_index, kind, due_at, data) "
-            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, "
-            "data = excluded.data, claimed_by = NULL, claimed_until = NULL",
+            f"VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) {conflict}",
             (timer.id, timer.workflow_id, timer.transaction_id, timer.run_id, timer.step_index, timer.kind,
              timer.due_at, json.dumps(timer.data))))
 
