@@ -126,6 +126,9 @@ class WorkflowEngine:
         self.database_url = database_url
         self.store: ExecutionStore = open_store(database_url)
         self.clock: Clock = clock or SystemClock()
+        attach = getattr(self.clock, "attach", None)
+        if attach is not None:  # a test clock fires this engine's timers when it is advanced
+            attach(self)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_ulid()}"
         self.container = container if container is not None else Container()
         self.container.register(Modules.WORKFLOW_ENGINE, self)
@@ -175,6 +178,11 @@ class WorkflowEngine:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def started(self) -> bool:
+        """True between ``start()`` and ``stop()``."""
+        return self._started
+
     def _require_started(self) -> None:
         if not self._started:
             raise StepworkError(StepworkError.Types.NOT_ALLOWED,
@@ -193,6 +201,12 @@ class WorkflowEngine:
                 logger.exception("stepwork background task %s failed; it runs again in %ss.",
                                  getattr(fn, "__name__", fn), interval)
             await asyncio.sleep(interval)
+
+    async def fire_due(self) -> None:
+        """Fire what is due now: schedules, timers, and the recovery of executions whose owner's lease
+        expired (what the background loop does every ``poll_interval``)."""
+        self._require_started()
+        await self._tick()
 
     async def _tick(self) -> None:
         await self._arm_schedules()

@@ -1,0 +1,101 @@
+"""The pytest plugin (registered as ``stepwork`` through the ``pytest11`` entry point).
+
+Fixtures:
+
+- ``stepwork_clock``: a :class:`~stepwork.testing.FakeClock` for the engine.
+- ``stepwork_engine``: a started :class:`~stepwork.WorkflowEngine` on an in-memory store, isolated
+  per test, reading time from ``stepwork_clock`` (its timers fire when the clock is advanced, not
+  on their own), registered in a fresh container (``stepwork_engine.container``), with the inputs
+  of every step recorded for :func:`~stepwork.testing.timeline`. When the option
+  ``--stepwork-postgres-url`` (or the environment variable ``STEPWORK_TEST_POSTGRES_URL``) gives a
+  PostgreSQL database, each test using it runs twice: in memory and on PostgreSQL.
+- ``stepwork_sqlite_engine``: the same on a SQLite file in the test's temporary directory.
+
+They serve ``async def`` tests run by pytest-asyncio. Plain tests can run workflows with
+``wf.run_sync(...)`` (in memory) and use ``override_steps``, ``fail_step`` and ``timeline`` there too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepwork.app.container import Container
+from stepwork.engine.engine import WorkflowEngine
+from stepwork.testing.clock import FakeClock
+from stepwork.testing.patching import recording
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the engine fixtures then say what is missing
+    pytest_asyncio = None  # type: ignore[assignment]
+
+_PG_ENV = "STEPWORK_TEST_POSTGRES_URL"
+_POLL = 3600.0  # the background loop stays out of the way: the test's clock fires timers
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stepwork")
+    group.addoption("--stepwork-postgres-url", default=None,
+                    help="also run tests using stepwork_engine on this PostgreSQL database "
+                         f"(or set {_PG_ENV})")
+
+
+def _postgres_url(config: pytest.Config) -> str | None:
+    url = config.getoption("--stepwork-postgres-url", default=None) or os.environ.get(_PG_ENV)
+    return str(url) if url else None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "stepwork_engine" in metafunc.fixturenames:
+        backends = ["memory"]
+        if _postgres_url(metafunc.config):
+            backends.append("postgresql")
+        metafunc.parametrize("stepwork_backend", backends, ids=[f"stepwork-{b}" for b in backends])
+
+
+@pytest.fixture
+def stepwork_clock() -> FakeClock:
+    """A fake wall clock: ``await stepwork_clock.advance(seconds)`` fires what became due."""
+    return FakeClock()
+
+
+async def _engine(url: str, clock: FakeClock) -> AsyncIterator[WorkflowEngine]:
+    engine = WorkflowEngine(url, clock=clock, poll_interval=_POLL, container=Container())
+    with recording():
+        async with engine:
+            yield engine
+
+
+def _require_asyncio() -> None:
+    if pytest_asyncio is None:
+        raise pytest.UsageError("stepwork's engine fixtures need pytest-asyncio: pip install pytest-asyncio")
+
+
+if pytest_asyncio is not None:
+    @pytest_asyncio.fixture
+    async def stepwork_engine(stepwork_clock: FakeClock, stepwork_backend: str,
+                              request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEngine]:
+        """A started engine on an in-memory store (and on PostgreSQL when configured)."""
+        url = "sqlite://" if stepwork_backend == "memory" else _postgres_url(request.config)
+        assert url is not None
+        async for engine in _engine(url, stepwork_clock):
+            yield engine
+
+    @pytest_asyncio.fixture
+    async def stepwork_sqlite_engine(stepwork_clock: FakeClock, tmp_path: Path) -> AsyncIterator[WorkflowEngine]:
+        """A started engine on a SQLite file in the test's temporary directory."""
+        async for engine in _engine(f"sqlite:///{tmp_path / 'stepwork.db'}", stepwork_clock):
+            yield engine
+else:  # pragma: no cover
+    @pytest.fixture
+    def stepwork_engine() -> Any:
+        _require_asyncio()
+
+    @pytest.fixture
+    def stepwork_sqlite_engine() -> Any:
+        _require_asyncio()
