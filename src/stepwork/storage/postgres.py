@@ -44,6 +44,7 @@ from stepwork.storage.base import (
 )
 from stepwork.storage.migrations import MIGRATIONS
 from stepwork.storage.query import to_sql
+from stepwork.storage.rows import execution_row, json_text
 
 __all__ = ["PostgresStore"]
 
@@ -184,23 +185,6 @@ _DUE_TIMERS = (
     f"SELECT {_TIMER_COLUMNS.format(due=_epoch('due_at'))} FROM u ORDER BY due_at, id COLLATE \"C\"")
 
 
-def _text(value: Any) -> str | None:
-    """JSON text of a record (already-encoded text is kept)."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def _row(r: Sequence[Any], with_records: bool = True) -> ExecutionRow:
-    return ExecutionRow(
-        id=r[0], workflow_id=r[1], transaction_id=r[2], run_id=r[3], state=r[4],
-        execution=json.loads(r[5]) if with_records and r[5] is not None else None,
-        context=json.loads(r[6]) if with_records and r[6] is not None else None,
-        retention_time=r[7], created_at=r[8], updated_at=r[9], deleted_at=r[10], version=int(r[11]),
-        lease_owner=r[12], lease_expires_at=r[13], progress=json.loads(r[14]) if r[14] else {},
-    )
-
-
 def _steps(steps: Sequence[StepRow]) -> tuple[int, dict[str, Any]]:
     """The statement's step count (its cache key) and the step parameters."""
     # One row per index, the last one winning (as SQLite's executemany of upserts does): an
@@ -209,7 +193,7 @@ def _steps(steps: Sequence[StepRow]) -> tuple[int, dict[str, Any]]:
     if len(rows) > _MAX_VALUES_ROWS:
         return _MAX_VALUES_ROWS + 1, {
             "s_index": [s.index for s in rows],
-            "s_record": [_text(s.record) for s in rows],
+            "s_record": [json_text(s.record) for s in rows],
             "s_output": [s.output for s in rows],
             "s_cin": [s.compensate_input for s in rows],
             "s_cout": [s.compensate_output for s in rows],
@@ -217,7 +201,7 @@ def _steps(steps: Sequence[StepRow]) -> tuple[int, dict[str, Any]]:
     params: dict[str, Any] = {}
     for n, s in enumerate(rows):
         params[f"i{n}"] = s.index
-        params[f"r{n}"] = _text(s.record)
+        params[f"r{n}"] = json_text(s.record)
         params[f"o{n}"] = s.output
         params[f"ci{n}"] = s.compensate_input
         params[f"co{n}"] = s.compensate_output
@@ -380,10 +364,10 @@ class PostgresStore:
     async def insert(self, row: ExecutionRow, steps: Sequence[StepRow]) -> None:
         params: dict[str, Any] = {
             **_key_params(row.key), "id": row.id, "state": row.state,
-            "execution": _text(row.execution), "context": _text(row.context),
+            "execution": json_text(row.execution), "context": json_text(row.context),
             "retention": row.retention_time, "created": row.created_at, "updated": row.updated_at,
             "deleted": row.deleted_at, "version": row.version, "owner": row.lease_owner,
-            "lease_until": row.lease_expires_at, "progress": _text(row.progress),
+            "lease_until": row.lease_expires_at, "progress": json_text(row.progress),
         }
         count, step_params = _steps(steps)
         params.update(step_params)
@@ -400,15 +384,15 @@ class PostgresStore:
         r = await self._one(
             f"{_SELECT} WHERE workflow_id = %s AND transaction_id = %s AND deleted_at IS NULL "
             'ORDER BY created_at DESC, run_id COLLATE "C" DESC LIMIT 1', (workflow_id, transaction_id))
-        return None if r is None else _row(r)
+        return None if r is None else execution_row(r)
 
     async def get(self, key: ExecutionKey) -> ExecutionRow | None:
         r = await self._one(f"{_SELECT} WHERE {_KEY}", _key_params(key))
-        return None if r is None else _row(r)
+        return None if r is None else execution_row(r)
 
     async def get_by_id(self, execution_id: str) -> ExecutionRow | None:
         r = await self._one(f"{_SELECT} WHERE id = %s AND deleted_at IS NULL", (execution_id,))
-        return None if r is None else _row(r)
+        return None if r is None else execution_row(r)
 
     async def steps(self, key: ExecutionKey) -> list[StepRow]:
         rows = await self._all(
@@ -423,10 +407,10 @@ class PostgresStore:
         if finish is not None and finish.delete:
             sql = _WRITE_DELETE
         else:
-            params["progress"] = _text(progress)
+            params["progress"] = json_text(progress)
             if finish is not None:
                 kind = "finish"
-                params.update(execution=_text(finish.execution), context=_text(finish.context))
+                params.update(execution=json_text(finish.execution), context=json_text(finish.context))
             elif lease_until is None:
                 kind = "release"
             else:
@@ -481,7 +465,7 @@ class PostgresStore:
                 f"SELECT {columns} FROM workflow_execution WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
                 [*params, limit, int(query.skip)])
             rows = await cur.fetchall()
-            return [_row(r, query.with_records) for r in rows], int(count[0] if count else 0)
+            return [execution_row(r, query.with_records) for r in rows], int(count[0] if count else 0)
         return await self._run(run)
 
     async def finish_children(self, keys: Sequence[ExecutionKey], retention_time: float | None, now: float) -> None:

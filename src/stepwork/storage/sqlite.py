@@ -28,6 +28,7 @@ from stepwork.storage.base import (
 )
 from stepwork.storage.migrations import MIGRATIONS
 from stepwork.storage.query import to_sql
+from stepwork.storage.rows import execution_row, json_text
 
 __all__ = ["SQLiteStore"]
 
@@ -42,23 +43,6 @@ _UPSERT_STEP = (
     "output = excluded.output, compensate_input = excluded.compensate_input, "
     "compensate_output = excluded.compensate_output")
 _LOCK_DEADLINE = 30.0  # seconds of "database is locked" before giving up with a database_error
-
-
-def _text(value: Any) -> str | None:
-    """JSON text of a record (already-encoded text is kept)."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def _row(r: Sequence[Any], with_records: bool = True) -> ExecutionRow:
-    return ExecutionRow(
-        id=r[0], workflow_id=r[1], transaction_id=r[2], run_id=r[3], state=r[4],
-        execution=json.loads(r[5]) if with_records and r[5] is not None else None,
-        context=json.loads(r[6]) if with_records and r[6] is not None else None,
-        retention_time=r[7], created_at=r[8], updated_at=r[9], deleted_at=r[10], version=r[11],
-        lease_owner=r[12], lease_expires_at=r[13], progress=json.loads(r[14]) if r[14] else {},
-    )
 
 
 class SQLiteStore:
@@ -151,9 +135,9 @@ class SQLiteStore:
                 conn.execute(
                     f"INSERT INTO workflow_execution ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (row.id, row.workflow_id, row.transaction_id, row.run_id, row.state,
-                     _text(row.execution), _text(row.context),
+                     json_text(row.execution), json_text(row.context),
                      row.retention_time, row.created_at, row.updated_at, row.deleted_at, row.version,
-                     row.lease_owner, row.lease_expires_at, _text(row.progress)))
+                     row.lease_owner, row.lease_expires_at, json_text(row.progress)))
             except sqlite3.IntegrityError as exc:
                 if "UNIQUE" not in str(exc):
                     raise
@@ -165,7 +149,7 @@ class SQLiteStore:
 
     @staticmethod
     def _upsert_steps(conn: sqlite3.Connection, key: ExecutionKey, steps: Sequence[StepRow]) -> None:
-        rows = [(key.workflow_id, key.transaction_id, key.run_id, s.index, _text(s.record), s.output,
+        rows = [(key.workflow_id, key.transaction_id, key.run_id, s.index, json_text(s.record), s.output,
                  s.compensate_input, s.compensate_output) for s in steps]
         if len(rows) == 1:
             conn.execute(_UPSERT_STEP, rows[0])
@@ -177,19 +161,19 @@ class SQLiteStore:
             f"SELECT {_COLUMNS} FROM workflow_execution WHERE workflow_id = ? AND transaction_id = ? "
             "AND deleted_at IS NULL ORDER BY created_at DESC, run_id DESC LIMIT 1",
             (workflow_id, transaction_id)).fetchone())
-        return None if r is None else _row(r)
+        return None if r is None else execution_row(r)
 
     async def get(self, key: ExecutionKey) -> ExecutionRow | None:
         r = await self._retry(lambda: self.conn.execute(
             f"SELECT {_COLUMNS} FROM workflow_execution WHERE workflow_id = ? AND transaction_id = ? AND run_id = ?",
             (key.workflow_id, key.transaction_id, key.run_id)).fetchone())
-        return None if r is None else _row(r)
+        return None if r is None else execution_row(r)
 
     async def get_by_id(self, execution_id: str) -> ExecutionRow | None:
         r = await self._retry(lambda: self.conn.execute(
             f"SELECT {_COLUMNS} FROM workflow_execution WHERE id = ? AND deleted_at IS NULL",
             (execution_id,)).fetchone())
-        return None if r is None else _row(r)
+        return None if r is None else execution_row(r)
 
     async def steps(self, key: ExecutionKey) -> list[StepRow]:
         rows = await self._retry(lambda: self.conn.execute(
@@ -221,26 +205,26 @@ class SQLiteStore:
                     "context = COALESCE(?, context), "
                     "expires_at = CASE WHEN retention_time IS NULL THEN NULL ELSE ? + retention_time END "
                     "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?",
-                    (state, _text(progress), now, _text(finish.execution), _text(finish.context),
+                    (state, json_text(progress), now, json_text(finish.execution), json_text(finish.context),
                      now, *k, version, owner))
             elif lease_until is None:  # suspending: release the lease
                 cur = conn.execute(
                     "UPDATE workflow_execution SET state = ?, progress = ?, version = version + 1, updated_at = ?, "
                     "lease_owner = NULL, lease_expires_at = NULL "
                     "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?",
-                    (state, _text(progress), now, *k, version, owner))
+                    (state, json_text(progress), now, *k, version, owner))
             elif state is None:
                 # A checkpoint within one state: only unindexed columns change (no index to update), and
                 # the lease stays as it is (the renewal loop extends it).
                 cur = conn.execute(
                     "UPDATE workflow_execution SET progress = ?, version = version + 1 "
                     "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?",
-                    (_text(progress), *k, version, owner))
+                    (json_text(progress), *k, version, owner))
             else:
                 cur = conn.execute(
                     "UPDATE workflow_execution SET progress = ?, version = version + 1, state = ?, updated_at = ? "
                     "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?",
-                    (_text(progress), state, now, *k, version, owner))
+                    (json_text(progress), state, now, *k, version, owner))
             if cur.rowcount != 1:
                 raise self._lost(key)
             if steps:
@@ -306,7 +290,7 @@ class SQLiteStore:
         rows = await self._retry(lambda: conn.execute(
             f"SELECT {_COLUMNS} FROM workflow_execution WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, limit, int(query.skip)]).fetchall())
-        return [_row(r, query.with_records) for r in rows], int(count)
+        return [execution_row(r, query.with_records) for r in rows], int(count)
 
     async def finish_children(self, keys: Sequence[ExecutionKey], retention_time: float | None, now: float) -> None:
         def run(conn: sqlite3.Connection) -> None:
