@@ -84,3 +84,14 @@ async def engine(database_url: str, clock: FakeClock) -> AsyncIterator[object]:
 
     async with WorkflowEngine(database_url, poll_interval=0.02, lease_ttl=5.0, clock=clock) as eng:
         yield eng
+
+
+@pytest.fixture(autouse=True)
+def _workflows_defined_in_a_test_end_with_it() -> Iterator[None]:
+    """Workflows a test defines (scheduled ones, say) are unregistered after it."""
+    from stepwork.sdk.registry import registered_workflows, unregister_workflow
+
+    before = set(registered_workflows())
+    yield
+    for name in set(registered_workflows()) - before:
+        unregister_workflow(name)

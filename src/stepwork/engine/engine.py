@@ -294,7 +294,15 @@ class WorkflowEngine:
 
     async def _drive(self, run: DurableRun) -> None:
         """Advance ``run``; a nested run that finished outside its parent's call completes the parent's step."""
-        await run.drive()
+        try:
+            await run.drive()
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or not isinstance(exc, StepworkError):
+                # The drive died half-way (a crash-like exit): hand the lease to nobody alive, so that
+                # recovery takes the execution over once the lease expires (this engine would renew it).
+                with contextlib.suppress(Exception):
+                    await self.store.abandon(run.key, self.owner)
+            raise
         if run.finished and run.parent_step_idempotency_key is not None and not run.inline:
             await self._complete_parent(run)
 

@@ -1,19 +1,30 @@
-"""Handler patches: how tests change what steps do, for the runs started in a context.
+"""Handler patches: how tests change what steps do.
 
-``stepwork.testing`` (step overrides, injected failures, recording inputs) sets :data:`PATCHES` to
-a function that returns replacement handlers for a workflow, or ``None`` to leave it alone. A run
-reads it once, when it is created; with nothing set (production) that is one context-variable read.
+``stepwork.testing`` installs a patcher (``install``): a function given a workflow and a
+transaction id that returns replacement handlers, or ``None`` to leave the run alone. A run asks
+once, when it is created (and again when a stored run is loaded). Nothing is installed in
+production: then it costs one global read per run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
 
 from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
 
-__all__ = ["PATCHES", "Patcher"]
+__all__ = ["Patcher", "current", "install"]
 
-Patcher = Callable[[CompiledWorkflow], "tuple[StepHandler, ...] | None"]
+Patcher = Callable[[CompiledWorkflow, str], "tuple[StepHandler, ...] | None"]
 
-PATCHES: ContextVar[Patcher | None] = ContextVar("stepwork_patches", default=None)
+_patcher: Patcher | None = None
+
+
+def install(patcher: Patcher | None) -> None:
+    """Set (or with ``None`` remove) the process's patcher."""
+    global _patcher
+    _patcher = patcher
+
+
+def current() -> Patcher | None:
+    """The installed patcher, if any."""
+    return _patcher

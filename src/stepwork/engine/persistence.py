@@ -63,7 +63,9 @@ def step_row(txn: Transaction, i: int, encoded_output: str | None, encoded_comp:
               f'"compensate":["{txn.comp_state[i]}","{txn.comp_status[i]}"],'
               f'"attempts":{txn.attempts[i]},"failures":{txn.failures[i]},'
               f'"startedAt":{_num(txn.started_at_of[i])},"lastAttempt":{_num(txn.last_attempt[i])},'
-              f'"waiting":{"true" if txn.waiting[i] else "false"},"retryAt":{_num(txn.retry_at[i])}}}')
+              f'"waiting":{"true" if txn.waiting[i] else "false"},"retryAt":{_num(txn.retry_at[i])}'
+              + (f',"invokeAttempts":{txn.invoke_attempts[i]}}}' if txn.invoke_attempts and i in txn.invoke_attempts
+                 else "}"))
     name = txn.plan.steps[i].name
     output = encoded_output
     if output is None and txn.outputs[i] is not None:
@@ -125,6 +127,10 @@ def apply_step_row(txn: Transaction, row: StepRow, handler: StepHandler) -> None
     txn.last_attempt[i] = rec.get("lastAttempt")
     txn.waiting[i] = bool(rec.get("waiting", False))
     txn.retry_at[i] = rec.get("retryAt")
+    if "invokeAttempts" in rec:
+        if txn.invoke_attempts is None:
+            txn.invoke_attempts = {}
+        txn.invoke_attempts[i] = int(rec["invokeAttempts"])
     if row.output is not None:
         txn.outputs[i] = restore(decode(row.output), output_type(handler))
     if row.compensate_input is not None:

@@ -126,6 +126,8 @@ def assemble(row: ExecutionRow, steps: list[StepRow] | None) -> WorkflowExecutio
         record["invoke"] = {"state": rec["invoke"][0], "status": rec["invoke"][1]}
         record["compensate"] = {"state": rec["compensate"][0], "status": rec["compensate"][1]}
         record["attempts"] = rec.get("attempts", 0)
+        if "invokeAttempts" in rec:
+            record["invokeAttempts"] = rec["invokeAttempts"]
         record["failures"] = rec.get("failures", 0)
         for key in ("startedAt", "lastAttempt"):
             value = rec.get(key)

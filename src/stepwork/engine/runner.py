@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from stepwork.app.container import Container
+from stepwork.engine import patches
 from stepwork.engine.ids import new_ulid
-from stepwork.engine.patches import PATCHES
 from stepwork.errors import PermanentStepFailure, StepTimeoutError, StepworkError, TransactionTimeoutError
 from stepwork.orchestration.execution_view import build_step_record
 from stepwork.orchestration.states import StepState, TransactionState
@@ -110,9 +110,9 @@ class Run:
                  listeners: dict[str, Any] | None = None) -> None:
         self.compiled = compiled
         self.handlers: tuple[StepHandler, ...] = compiled.handlers
-        patcher = PATCHES.get()
-        if patcher is not None:  # a test changed some steps for the runs started in its context
-            self.handlers = patcher(compiled) or compiled.handlers
+        patcher = patches.current()
+        if patcher is not None:  # a test changed what some steps do (stepwork.testing)
+            self.handlers = patcher(compiled, transaction_id) or compiled.handlers
         self.workflow_id = compiled.name
         self.transaction_id = transaction_id
         self.run_id = run_id

@@ -28,7 +28,7 @@ def build_step_record(txn: Transaction, index: int) -> dict[str, Any]:
     nxt: list[str] = []
     if stage[-1] == index and step.stage + 1 < len(stages):
         nxt = [plan.steps[i].id for i in stages[step.stage + 1]]
-    return {
+    record = {
         "id": step.id,
         "depth": step.depth,
         "definition": dict(step.definition),
@@ -40,6 +40,10 @@ def build_step_record(txn: Transaction, index: int) -> dict[str, Any]:
         "startedAt": millis(rec.started_at),
         "next": nxt,
     }
+    if txn.invoke_attempts and index in txn.invoke_attempts:
+        # ``attempts`` restarted for the compensation (as in Medusa); the invoke's count is kept here.
+        record["invokeAttempts"] = txn.invoke_attempts[index]
+    return record
 
 
 def build_execution(txn: Transaction) -> dict[str, Any]:

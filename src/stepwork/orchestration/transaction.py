@@ -171,8 +171,9 @@ class Transaction:
     __slots__ = ("attempts", "cancelled_at", "comp_failed", "comp_input", "comp_outputs", "comp_state",
                  "comp_status", "cursor", "errors", "failing", "failures", "has_failed_steps",
                  "has_reverted_steps", "has_skipped_on_failure_steps", "has_skipped_steps", "has_waiting_steps",
-                 "inv_state", "inv_status", "last_attempt", "metadata", "outputs", "payload", "plan", "retry_at",
-                 "run_id", "started_at", "started_at_of", "state", "timed_out_at", "transaction_id", "waiting")
+                 "inv_state", "inv_status", "invoke_attempts", "last_attempt", "metadata", "outputs", "payload",
+                 "plan", "retry_at", "run_id", "started_at", "started_at_of", "state", "timed_out_at",
+                 "transaction_id", "waiting")
 
     def __init__(self, plan: Plan, transaction_id: str, run_id: str, payload: Any,
                  metadata: dict[str, Any] | None = None) -> None:
@@ -194,6 +195,7 @@ class Transaction:
         self.last_attempt: list[float | None] = [None] * n
         self.comp_input: list[Any] = [None] * n
         self.waiting: list[bool] = [False] * n            # an async step waits for its completion
+        self.invoke_attempts: dict[int, int] | None = None  # invoke attempts of compensated steps
         self.retry_at: list[float | None] = [None] * n    # when a suspended retry is due
         self.outputs: list[Any] = [None] * n   # what later steps and the result read
         self.comp_outputs: dict[str, Any] = {}
@@ -453,6 +455,9 @@ class Transaction:
         """Record the start of a compensation attempt; return its number (1-based)."""
         state = self.comp_state[index]
         if state is _S.DORMANT:
+            if self.invoke_attempts is None:
+                self.invoke_attempts = {}
+            self.invoke_attempts[index] = self.attempts[index]
             self.attempts[index] = 0   # attempts and failures restart for the compensation (Medusa)
             self.failures[index] = 0
             state = _S.NOT_STARTED

@@ -163,6 +163,10 @@ class ExecutionStore(Protocol):
     async def release(self, key: ExecutionKey, owner: str) -> None:
         """Give back ``owner``'s lease of an execution without changing anything else."""
 
+    async def abandon(self, key: ExecutionKey, owner: str) -> None:
+        """``owner`` stops driving the execution without finishing its work: the lease keeps its
+        expiry but no live owner renews it, so recovery takes the execution over when it expires."""
+
     async def renew(self, owner: str, lease_until: float) -> None:
         """Extend every lease ``owner`` holds."""
 
@@ -175,6 +179,9 @@ class ExecutionStore(Protocol):
     async def finish_children(self, keys: Sequence[ExecutionKey], retention_time: float | None, now: float) -> None:
         """A parent finished: its nested executions are deleted with it (``retention_time=None``) or
         kept as long as it is."""
+
+    async def clear(self) -> None:
+        """Delete every execution, step row and timer (for test isolation)."""
 
     async def delete_expired(self, now: float) -> int:
         """Delete finished executions whose retention ran out; return how many."""

@@ -440,6 +440,10 @@ class PostgresStore:
         await self._exec("UPDATE workflow_execution SET lease_owner = NULL, lease_expires_at = NULL "
                          f"WHERE {_KEY} AND lease_owner = %(owner)s", {**_key_params(key), "owner": owner})
 
+    async def abandon(self, key: ExecutionKey, owner: str) -> None:
+        await self._exec(f"UPDATE workflow_execution SET lease_owner = %(dead)s WHERE {_KEY} AND lease_owner = "
+                         "%(owner)s", {**_key_params(key), "owner": owner, "dead": f"abandoned:{owner}"})
+
     async def renew(self, owner: str, lease_until: float) -> None:
         await self._exec("UPDATE workflow_execution SET lease_expires_at = to_timestamp(%s::float8) "
                          "WHERE lease_owner = %s", (lease_until, owner))
@@ -481,6 +485,13 @@ class PostgresStore:
                             "UPDATE workflow_execution SET retention_time = %(ret)s, "
                             f"expires_at = to_timestamp(%(exp)s) WHERE {_KEY}",
                             {**params, "ret": retention_time, "exp": now + retention_time})
+        await self._run(run)
+
+    async def clear(self) -> None:
+        async def run(conn: Conn) -> None:
+            async with conn.transaction():
+                for table in ("workflow_execution_step", "workflow_timer", "workflow_execution"):
+                    await conn.execute(f"DELETE FROM {table}")
         await self._run(run)
 
     async def delete_expired(self, now: float) -> int:

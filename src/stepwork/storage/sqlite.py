@@ -264,6 +264,12 @@ class SQLiteStore:
         """Copy what the write-ahead log holds into the database file, without blocking writers."""
         await self._retry(lambda: self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
 
+    async def abandon(self, key: ExecutionKey, owner: str) -> None:
+        await self._tx(lambda conn: conn.execute(
+            "UPDATE workflow_execution SET lease_owner = ? WHERE workflow_id = ? AND transaction_id = ? "
+            "AND run_id = ? AND lease_owner = ?",
+            (f"abandoned:{owner}", key.workflow_id, key.transaction_id, key.run_id, owner)))
+
     async def renew(self, owner: str, lease_until: float) -> None:
         await self._tx(lambda conn: conn.execute(
             "UPDATE workflow_execution SET lease_expires_at = ? WHERE lease_owner = ?", (lease_until, owner)))
@@ -304,6 +310,12 @@ class SQLiteStore:
                     conn.execute("UPDATE workflow_execution SET retention_time = ?, expires_at = ? "
                                  "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ?",
                                  (retention_time, now + retention_time, *k))
+        await self._tx(run)
+
+    async def clear(self) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            for table in ("workflow_execution_step", "workflow_timer", "workflow_execution"):
+                conn.execute(f"DELETE FROM {table}")
         await self._tx(run)
 
     async def delete_expired(self, now: float) -> int:

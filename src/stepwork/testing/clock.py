@@ -48,6 +48,7 @@ class FakeClock:
         if seconds < 0:
             raise StepworkError(StepworkError.Types.INVALID_ARGUMENT,
                                 f"A clock cannot move backwards (advance({seconds!r})); time only goes forward.")
+        await self.settle()  # what is due at the current time first (e.g. arm new schedules)
         self._now += float(seconds)
         await self.settle()
 

@@ -15,11 +15,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from stepwork.engine import faults
-from stepwork.engine.patches import PATCHES
+from stepwork.engine import faults, patches
 from stepwork.engine.runner import _TimedOut
 from stepwork.errors import StepworkError
 from stepwork.sdk.handlers import CompiledWorkflow, Handler, StepHandler, adapt_arity, is_coroutine_callable
+from stepwork.sdk.steps import Step
 from stepwork.sdk.workflows import Workflow
 
 __all__ = ["InjectedStepFailure", "Recorder", "SimulatedCrash", "crash_after", "fail_step", "override_steps",
@@ -44,6 +44,9 @@ class _Change:
 
 _CHANGES: ContextVar[tuple[_Change, ...]] = ContextVar("stepwork_test_changes", default=())
 _RECORDER: ContextVar[Recorder | None] = ContextVar("stepwork_test_recorder", default=None)
+# The changes a run started with, by (workflow, transaction id): they stay with the run when it is
+# continued later, outside the block (a completion from outside, a timer, a recovery).
+_STICKY: dict[tuple[str, str], tuple[_Change, ...]] = {}
 
 
 def _replace(h: StepHandler, *, invoke: Handler | None = None, invoke_is_coro: bool | None = None,
@@ -60,8 +63,13 @@ def _replace(h: StepHandler, *, invoke: Handler | None = None, invoke_is_coro: b
     return new
 
 
-def _patcher(compiled: CompiledWorkflow) -> tuple[StepHandler, ...] | None:
-    changes = [c for c in _CHANGES.get() if c.workflow == compiled.name]
+def _patcher(compiled: CompiledWorkflow, transaction_id: str) -> tuple[StepHandler, ...] | None:
+    key = (compiled.name, transaction_id)
+    changes = tuple(c for c in _CHANGES.get() if c.workflow == compiled.name)
+    if changes:
+        _STICKY[key] = changes
+    else:
+        changes = _STICKY.get(key, ())
     recorder = _RECORDER.get()
     if not changes and recorder is None:
         return None
@@ -76,11 +84,9 @@ def _patcher(compiled: CompiledWorkflow) -> tuple[StepHandler, ...] | None:
 @contextlib.contextmanager
 def _changing(changes: Iterable[_Change]) -> Iterator[None]:
     token = _CHANGES.set((*_CHANGES.get(), *changes))
-    patch_token = PATCHES.set(_patcher)
     try:
         yield
     finally:
-        PATCHES.reset(patch_token)
         _CHANGES.reset(token)
 
 
@@ -91,6 +97,18 @@ def _index(workflow: Workflow[Any, Any], step_name: str) -> int:
 
 
 def _overriding(fn: Callable[..., Any]) -> Callable[[StepHandler], StepHandler]:
+    if isinstance(fn, Step):  # a whole step: its invoke and its compensation replace the step's
+        step_obj = fn
+
+        def change_both(h: StepHandler) -> StepHandler:
+            comp = step_obj._compensate
+            new = _replace(h, invoke=step_obj._invoke, invoke_is_coro=step_obj._invoke_is_coro,
+                           compensate=comp, compensate_is_coro=step_obj._compensate_is_coro,
+                           raw_invoke=step_obj.invoke_function)
+            if comp is None:
+                new.compensate = None
+            return new
+        return change_both
     handler = adapt_arity(fn)
     coro = is_coroutine_callable(fn)
 
@@ -101,11 +119,13 @@ def _overriding(fn: Callable[..., Any]) -> Callable[[StepHandler], StepHandler]:
 
 @contextlib.contextmanager
 def override_steps(workflow: Workflow[Any, Any], overrides: Mapping[str, Callable[..., Any]]) -> Iterator[None]:
-    """Replace the invoke function of named steps for runs started inside the block.
+    """Replace the invoke function of named steps for runs started inside the block (they keep the
+    replacement when they continue later, e.g. after a completion from outside).
 
-    A replacement takes ``(input, ctx)`` (or fewer arguments), like any invoke function; the step
-    keeps its name, options and compensation. An unknown step name raises ``StepworkError`` listing
-    the workflow's steps.
+    A replacement is a function taking ``(input, ctx)`` (or fewer arguments), like any invoke
+    function: the step keeps its name, options and compensation; or a ``Step`` (from
+    ``create_step``): its invoke *and* compensation replace the step's. An unknown step name raises
+    ``StepworkError`` listing the workflow's steps.
     """
     changes = []
     for name, fn in overrides.items():
@@ -231,12 +251,18 @@ def recording(recorder: Recorder | None = None) -> Iterator[Recorder]:
     """Record the inputs of every step of the runs started inside the block (``timeline`` reads them)."""
     rec = recorder or Recorder()
     token = _RECORDER.set(rec)
-    patch_token = PATCHES.set(_patcher)
     try:
         yield rec
     finally:
-        PATCHES.reset(patch_token)
         _RECORDER.reset(token)
+
+
+def forget_runs() -> None:
+    """Forget the changes remembered for runs started in earlier blocks (test isolation)."""
+    _STICKY.clear()
+
+
+patches.install(_patcher)  # importing the testing toolkit is what turns patching on
 
 
 def current_recorder() -> Recorder | None:

@@ -8,7 +8,9 @@ Fixtures:
   on their own), registered in a fresh container (``stepwork_engine.container``), with the inputs
   of every step recorded for :func:`~stepwork.testing.timeline`. When the option
   ``--stepwork-postgres-url`` (or the environment variable ``STEPWORK_TEST_POSTGRES_URL``) gives a
-  PostgreSQL database, each test using it runs twice: in memory and on PostgreSQL.
+  PostgreSQL database, each test using it runs twice: in memory and on PostgreSQL. **That database
+  is emptied of stepwork's rows before each test**: give a database meant for tests.
+  Workflows defined during a test are unregistered after it.
 - ``stepwork_sqlite_engine``: the same on a SQLite file in the test's temporary directory.
 
 They serve ``async def`` tests run by pytest-asyncio. Plain tests can run workflows with
@@ -26,8 +28,9 @@ import pytest
 
 from stepwork.app.container import Container
 from stepwork.engine.engine import WorkflowEngine
+from stepwork.sdk.registry import registered_workflows, unregister_workflow
 from stepwork.testing.clock import FakeClock
-from stepwork.testing.patching import recording
+from stepwork.testing.patching import forget_runs, recording
 
 try:
     import pytest_asyncio
@@ -64,11 +67,20 @@ def stepwork_clock() -> FakeClock:
     return FakeClock()
 
 
-async def _engine(url: str, clock: FakeClock) -> AsyncIterator[WorkflowEngine]:
+async def _engine(url: str, clock: FakeClock, *, clear: bool = False) -> AsyncIterator[WorkflowEngine]:
+    before = set(registered_workflows())
     engine = WorkflowEngine(url, clock=clock, poll_interval=_POLL, container=Container())
-    with recording():
-        async with engine:
-            yield engine
+    try:
+        with recording():
+            async with engine:
+                if clear:  # a shared (PostgreSQL) test database starts empty for each test
+                    await engine.store.clear()
+                yield engine
+    finally:
+        # Workflows defined during the test (a schedule, say) do not live on into the next one.
+        for name in set(registered_workflows()) - before:
+            unregister_workflow(name)
+        forget_runs()
 
 
 def _require_asyncio() -> None:
@@ -83,7 +95,7 @@ if pytest_asyncio is not None:
         """A started engine on an in-memory store (and on PostgreSQL when configured)."""
         url = "sqlite://" if stepwork_backend == "memory" else _postgres_url(request.config)
         assert url is not None
-        async for engine in _engine(url, stepwork_clock):
+        async for engine in _engine(url, stepwork_clock, clear=stepwork_backend != "memory"):
             yield engine
 
     @pytest_asyncio.fixture
