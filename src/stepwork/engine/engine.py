@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import json
 import logging
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from stepwork.app.container import Container, Modules
 from stepwork.engine.durable import WAITING_NESTED, DurableRun
 from stepwork.engine.ids import new_ulid
-from stepwork.engine.persistence import apply_progress, restore_outputs, safe_jsonable
+from stepwork.engine.persistence import apply_progress, restore_outputs
 from stepwork.engine.records import WorkflowExecution, assemble
 from stepwork.engine.runner import _validate_events, error_to_raise, execute, finish
 from stepwork.engine.scheduler import next_tick, tick_iso, tick_transaction_id, timer_id
@@ -27,7 +28,7 @@ from stepwork.errors import StepworkError
 from stepwork.orchestration.definition import Plan
 from stepwork.orchestration.execution_view import build_execution
 from stepwork.orchestration.states import StepState, StepStatus, TransactionState
-from stepwork.orchestration.transaction import FailureOutcome
+from stepwork.orchestration.transaction import FailureOutcome, Transaction
 from stepwork.sdk.context import StepContext
 from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
 from stepwork.sdk.registry import get_workflow, registered_workflows
@@ -136,7 +137,9 @@ class WorkflowEngine:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
-        self._templates: dict[Plan, str] = {}
+        self._templates: dict[Plan, tuple[str, str]] = {}
+        self._parsed_templates: dict[str, dict[str, Any]] = {}
+        self._stored_definitions: set[str] = set()
         self._scheduled: set[str] = set()
         self._started = False
 
@@ -385,9 +388,13 @@ class WorkflowEngine:
                          event_group_id=event_group_id, execution_id="wf_exec_" + new_ulid(),
                          parent_step_idempotency_key=parent_key, listeners=listeners)
         now = self.clock.time()
+        definition_hash, template = self._template(compiled)
+        if definition_hash not in self._stored_definitions:
+            await self.store.put_definition(definition_hash, compiled.name, template, now)
+            self._stored_definitions.add(definition_hash)
         row = ExecutionRow(
             id=run.execution_id, workflow_id=compiled.name, transaction_id=transaction_id, run_id=run.run_id,
-            state=TransactionState.NOT_STARTED.value, execution=self._initial_execution(run),
+            state=TransactionState.NOT_STARTED.value, execution=None, definition_hash=definition_hash,
             context={"data": {"payload": payload_json, "invoke": {}, "compensate": {}}, "errors": []},
             retention_time=plan.options.retention_time, created_at=now, updated_at=now, version=0,
             lease_owner=self.owner, lease_expires_at=now + self.lease_ttl,
@@ -395,17 +402,39 @@ class WorkflowEngine:
         await self.store.insert(row, [])
         return run
 
-    def _initial_execution(self, run: DurableRun) -> str:
-        """The ``execution`` record of a new run as JSON text; its static part is built once per plan."""
-        plan = run.txn.plan
-        static = self._templates.get(plan)
-        if static is None:
-            record = safe_jsonable(build_execution(run.txn), "The execution record")
+    def _template(self, compiled: CompiledWorkflow) -> tuple[str, str]:
+        """``(hash, JSON text)`` of the static part of a workflow's execution records, built once per plan.
+
+        The nested ``definition`` tree is kept as its flat stages (a 1,000-step tree is too deep for
+        JSON libraries); readers nest it again.
+        """
+        plan = compiled.plan
+        cached = self._templates.get(plan)
+        if cached is None:
+            record = build_execution(Transaction(plan, "", "", None))
             for key in ("transactionId", "runId", "metadata"):
                 record.pop(key, None)
-            static = self._templates[plan] = json.dumps(record)[:-1]
-        return (f'{static},"transactionId":{json.dumps(run.transaction_id)},"runId":{json.dumps(run.run_id)},'
-                f'"metadata":{json.dumps(safe_jsonable(run.txn.metadata, "The run metadata"))}}}')
+            record["definition"] = None
+            record["stages"] = [[plan.steps[i].definition for i in stage] for stage in plan.stages]
+            text = json.dumps(record, separators=(",", ":"))
+            cached = self._templates[plan] = (hashlib.sha256(text.encode()).hexdigest()[:32], text)
+            self._parsed_templates[cached[0]] = record
+        return cached
+
+    async def _template_record(self, definition_hash: str | None) -> dict[str, Any] | None:
+        """The parsed template stored under ``definition_hash`` (cached)."""
+        if definition_hash is None:
+            return None
+        record = self._parsed_templates.get(definition_hash)
+        if record is None:
+            text = await self.store.get_definition(definition_hash)
+            if text is None:
+                return None
+            record = self._parsed_templates[definition_hash] = json.loads(text)
+        return record
+
+    async def _assemble(self, row: ExecutionRow) -> WorkflowExecution:
+        return assemble(row, await self.store.steps(row.key), await self._template_record(row.definition_hash))
 
     async def _load(self, compiled: CompiledWorkflow, row: ExecutionRow, version: int,
                     listeners: Any = None) -> DurableRun:
@@ -415,8 +444,7 @@ class WorkflowEngine:
         if fresh is None:
             raise StepworkError(StepworkError.Types.NOT_FOUND, f"Transaction {row.transaction_id} could not be found.")
         row = fresh
-        stored_definition = (row.execution or {}).get("definition")
-        if stored_definition is not None and stored_definition != compiled.plan.definition:
+        if row.definition_hash is not None and row.definition_hash != self._template(compiled)[0]:
             raise StepworkError(StepworkError.Types.UNEXPECTED_STATE,
                                 f'Execution "{row.id}" of workflow "{row.workflow_id}" was stored with another step '
                                 "graph than the workflow registered now; it is left as it is. Run it with the "
@@ -695,7 +723,7 @@ class WorkflowEngine:
             raise StepworkError(_INVALID, f"take must be an integer >= 0 or None, got {take!r}.")
         query = ListQuery(normalize_filters(filters), skip, take, normalize_order(order))
         rows, count = await self.store.list_rows(query)
-        return [assemble(row, await self.store.steps(row.key)) for row in rows], count
+        return [await self._assemble(row) for row in rows], count
 
     async def list_workflow_executions(self, filters: Mapping[str, Any] | None = None, *, skip: int = 0,
                                        take: int | None = None, order: Any = None) -> list[WorkflowExecution]:
@@ -717,7 +745,7 @@ class WorkflowEngine:
             raise StepworkError(_INVALID, f"An execution id is a string, got {id!r}.")
         if row is None:
             raise StepworkError(StepworkError.Types.NOT_FOUND, f"Workflow execution {id!r} was not found.")
-        return assemble(row, await self.store.steps(row.key))
+        return await self._assemble(row)
 
     async def cleanup_expired_executions(self) -> int:
         """Delete finished executions whose retention ran out; return how many."""

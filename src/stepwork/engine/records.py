@@ -99,13 +99,31 @@ class WorkflowExecution:
                 f"transaction_id={self.transaction_id!r}, state={self.state!r})")
 
 
-def assemble(row: ExecutionRow, steps: list[StepRow] | None) -> WorkflowExecution:
-    """The user-facing record of a row, assembled from its initial records (written when it was
-    created), its progress and its step rows."""
-    if steps is None or row.execution is None:
+def _nest(stages: list[list[dict[str, Any]]] | None) -> dict[str, Any]:
+    """Medusa's nested ``definition`` tree from the flat stages (built without recursion)."""
+    root: dict[str, Any] = {}
+    parent = root
+    for stage in stages or []:
+        nodes = [dict(node) for node in stage]
+        parent["next"] = nodes[0] if len(nodes) == 1 else nodes
+        parent = nodes[-1]
+    return root
+
+
+def assemble(row: ExecutionRow, steps: list[StepRow] | None,
+             template: dict[str, Any] | None = None) -> WorkflowExecution:
+    """The user-facing record of a row, assembled from the static template of its definition (or its
+    own initial record), its progress and its step rows."""
+    base = template if template is not None else row.execution
+    if steps is None or base is None:
         return WorkflowExecution(row, row.execution, row.context)
-    execution = copy.deepcopy(row.execution)
+    execution = copy.deepcopy(base)
+    if "stages" in execution:
+        execution["definition"] = _nest(execution.pop("stages"))
+    execution["transactionId"] = row.transaction_id
+    execution["runId"] = row.run_id
     progress = row.progress
+    execution["metadata"] = progress.get("metadata") or {}
     execution["state"] = row.state
     for flag, value in (progress.get("flags") or {}).items():
         camel = "".join(p if k == 0 else p.capitalize() for k, p in enumerate(flag.split("_")))

@@ -74,6 +74,7 @@ class ExecutionRow:
     lease_owner: str | None = None
     lease_expires_at: float | None = None
     progress: Any = field(default_factory=dict)  # a dict when read; on write, a dict or its JSON text
+    definition_hash: str | None = None  # the stored template of the static record parts
 
     @property
     def key(self) -> ExecutionKey:
@@ -179,6 +180,12 @@ class ExecutionStore(Protocol):
     async def finish_children(self, keys: Sequence[ExecutionKey], retention_time: float | None, now: float) -> None:
         """A parent finished: its nested executions are deleted with it (``retention_time=None``) or
         kept as long as it is."""
+
+    async def put_definition(self, definition_hash: str, workflow_id: str, template: str, now: float) -> None:
+        """Store a definition template under its hash (kept as it is if already there)."""
+
+    async def get_definition(self, definition_hash: str) -> str | None:
+        """The template stored under ``definition_hash``, or ``None``."""
 
     async def clear(self) -> None:
         """Delete every execution, step row and timer (for test isolation)."""

@@ -130,8 +130,31 @@ _POSTGRES_V1 = [
     *_common_indexes(),
 ]
 
+# v2: the static part of every execution record (step ids, definitions, options) is stored once per
+# workflow definition, content-addressed, instead of once per execution: it grows with the square
+# of the step count (Medusa's step ids repeat their ancestors), and per execution it made every
+# run of a long workflow write megabytes.
+_SQLITE_V2 = [
+    """CREATE TABLE IF NOT EXISTS workflow_definition (
+        hash TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        template TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    "ALTER TABLE workflow_execution ADD COLUMN definition_hash TEXT",
+]
+_POSTGRES_V2 = [
+    """CREATE TABLE IF NOT EXISTS workflow_definition (
+        hash TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        template TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )""",
+    "ALTER TABLE workflow_execution ADD COLUMN IF NOT EXISTS definition_hash TEXT",
+]
+
 # dialect -> [(version, statements)]
 MIGRATIONS: dict[str, list[tuple[int, list[str]]]] = {
-    "sqlite": [(1, _SQLITE_V1)],
-    "postgresql": [(1, _POSTGRES_V1)],
+    "sqlite": [(1, _SQLITE_V1), (2, _SQLITE_V2)],
+    "postgresql": [(1, _POSTGRES_V1), (2, _POSTGRES_V2)],
 }

@@ -67,7 +67,7 @@ def _epoch(column: str) -> str:
 
 _COLUMNS = ("id, workflow_id, transaction_id, run_id, state, {records}, retention_time, "
             f"{_epoch('created_at')}, {_epoch('updated_at')}, {_epoch('deleted_at')}, version, lease_owner, "
-            f"{_epoch('lease_expires_at')}, progress")
+            f"{_epoch('lease_expires_at')}, progress, definition_hash")
 _SELECT = "SELECT " + _COLUMNS.format(records="execution, context") + " FROM workflow_execution"
 _KEY = "workflow_id = %(wf)s AND transaction_id = %(tx)s AND run_id = %(run)s"
 _FENCE = f"{_KEY} AND version = %(version)s AND lease_owner = %(owner)s"
@@ -103,10 +103,11 @@ def _delete_where_gate(table: str, gate: str) -> str:
 
 _INSERT = (
     "INSERT INTO workflow_execution (id, workflow_id, transaction_id, run_id, state, execution, context, "
-    "retention_time, created_at, updated_at, deleted_at, version, lease_owner, lease_expires_at, progress) "
+    "retention_time, created_at, updated_at, deleted_at, version, lease_owner, lease_expires_at, progress, "
+    "definition_hash) "
     "VALUES (%(id)s, %(wf)s, %(tx)s, %(run)s, %(state)s, %(execution)s, %(context)s, %(retention)s::float8, "
     f"{_TS.format('created')}, {_TS.format('updated')}, {_TS.format('deleted')}, %(version)s, %(owner)s, "
-    f"{_TS.format('lease_until')}, %(progress)s)")
+    f"{_TS.format('lease_until')}, %(progress)s, %(definition_hash)s)")
 
 
 @cache
@@ -368,6 +369,7 @@ class PostgresStore:
             "retention": row.retention_time, "created": row.created_at, "updated": row.updated_at,
             "deleted": row.deleted_at, "version": row.version, "owner": row.lease_owner,
             "lease_until": row.lease_expires_at, "progress": json_text(row.progress),
+            "definition_hash": row.definition_hash,
         }
         count, step_params = _steps(steps)
         params.update(step_params)
@@ -486,6 +488,15 @@ class PostgresStore:
                             f"expires_at = to_timestamp(%(exp)s) WHERE {_KEY}",
                             {**params, "ret": retention_time, "exp": now + retention_time})
         await self._run(run)
+
+    async def put_definition(self, definition_hash: str, workflow_id: str, template: str, now: float) -> None:
+        await self._exec("INSERT INTO workflow_definition (hash, workflow_id, template, created_at) "
+                         "VALUES (%s, %s, %s, to_timestamp(%s::float8)) ON CONFLICT (hash) DO NOTHING",
+                         (definition_hash, workflow_id, template, now))
+
+    async def get_definition(self, definition_hash: str) -> str | None:
+        r = await self._one("SELECT template FROM workflow_definition WHERE hash = %s", (definition_hash,))
+        return None if r is None else str(r[0])
 
     async def clear(self) -> None:
         async def run(conn: Conn) -> None:

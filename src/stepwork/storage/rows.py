@@ -21,11 +21,12 @@ def json_text(value: Any) -> str | None:
 def execution_row(r: Sequence[Any], with_records: bool = True) -> ExecutionRow:
     """An :class:`ExecutionRow` from the columns id, workflow_id, transaction_id, run_id, state,
     execution, context, retention_time, created_at, updated_at, deleted_at, version, lease_owner,
-    lease_expires_at, progress (times as epoch seconds)."""
+    lease_expires_at, progress, definition_hash (times as epoch seconds)."""
     return ExecutionRow(
         id=r[0], workflow_id=r[1], transaction_id=r[2], run_id=r[3], state=r[4],
         execution=json.loads(r[5]) if with_records and r[5] is not None else None,
         context=json.loads(r[6]) if with_records and r[6] is not None else None,
         retention_time=r[7], created_at=r[8], updated_at=r[9], deleted_at=r[10], version=int(r[11]),
         lease_owner=r[12], lease_expires_at=r[13], progress=json.loads(r[14]) if r[14] else {},
+        definition_hash=r[15] if len(r) > 15 else None,
     )

@@ -35,7 +35,7 @@ __all__ = ["SQLiteStore"]
 T = TypeVar("T")
 _FINISHED = ("done", "failed", "reverted")
 _COLUMNS = ("id, workflow_id, transaction_id, run_id, state, execution, context, retention_time, created_at, "
-            "updated_at, deleted_at, version, lease_owner, lease_expires_at, progress")
+            "updated_at, deleted_at, version, lease_owner, lease_expires_at, progress, definition_hash")
 _UPSERT_STEP = (
     "INSERT INTO workflow_execution_step (workflow_id, transaction_id, run_id, step_index, record, output, "
     "compensate_input, compensate_output) VALUES (?,?,?,?,?,?,?,?) "
@@ -133,11 +133,11 @@ class SQLiteStore:
         def run(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    f"INSERT INTO workflow_execution ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO workflow_execution ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (row.id, row.workflow_id, row.transaction_id, row.run_id, row.state,
                      json_text(row.execution), json_text(row.context),
                      row.retention_time, row.created_at, row.updated_at, row.deleted_at, row.version,
-                     row.lease_owner, row.lease_expires_at, json_text(row.progress)))
+                     row.lease_owner, row.lease_expires_at, json_text(row.progress), row.definition_hash))
             except sqlite3.IntegrityError as exc:
                 if "UNIQUE" not in str(exc):
                     raise
@@ -311,6 +311,16 @@ class SQLiteStore:
                                  "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ?",
                                  (retention_time, now + retention_time, *k))
         await self._tx(run)
+
+    async def put_definition(self, definition_hash: str, workflow_id: str, template: str, now: float) -> None:
+        await self._tx(lambda conn: conn.execute(
+            "INSERT INTO workflow_definition (hash, workflow_id, template, created_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (hash) DO NOTHING", (definition_hash, workflow_id, template, now)))
+
+    async def get_definition(self, definition_hash: str) -> str | None:
+        r = await self._retry(lambda: self.conn.execute(
+            "SELECT template FROM workflow_definition WHERE hash = ?", (definition_hash,)).fetchone())
+        return None if r is None else str(r[0])
 
     async def clear(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
