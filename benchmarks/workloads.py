@@ -1,4 +1,4 @@
-"""The five peer workloads (W1..W5), written with stepwork's public API.
+"""The five peer workloads (W1..W5), in memory, written with stepwork's public API.
 
 Each mirrors ``shared/peers/medusa/bench.mjs`` step for step: same workflow shapes, same warm-up
 counts, same number of timed runs, same result checks, same figures. Every workflow is defined at
@@ -7,6 +7,7 @@ library and defining the workflows.
 
 Each ``wN(scale)`` coroutine warms up, times its runs with ``time.perf_counter`` and returns the
 workload's fields (``workload`` .. ``ok`` plus any extras); :func:`record` adds the shared ones.
+The stored variants and W6, W7 are in :mod:`benchmarks.stored`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ def rss_mb() -> float:
 def peak_rss_mb() -> float:
     """The kernel's high-water mark of this process's RSS (``ru_maxrss``, KiB on Linux), in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def vm_hwm_mb() -> float | None:
+    """This process image's own RSS high-water mark (``VmHWM``), in MiB: unlike ``ru_maxrss``, it does
+    not start from the high-water mark of the process that spawned this one."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def scaled(n: int, scale: float) -> int:
@@ -281,8 +295,8 @@ def record(fields: dict[str, Any]) -> dict[str, Any]:
         "peer": "stepwork",
         "peer_version": stepwork.__version__,
         "runtime": f"{platform.python_implementation()} {platform.python_version()}",
-        "mode": "in-memory",
-        **fields,
+        "mode": fields.get("mode", "in-memory"),  # the stored workloads say durable-sqlite / durable-postgres
+        **{k: v for k, v in fields.items() if k != "mode"},
         "runs_per_s": round(runs / total_s, 1),
         "us_per_run": round(total_s * 1e6 / runs, 2),
         "us_per_step": round(total_s * 1e6 / (runs * steps), 2),
@@ -292,4 +306,5 @@ def record(fields: dict[str, Any]) -> dict[str, Any]:
         # ru_maxrss and statm are read from separately maintained kernel counters; the peak can lag a
         # fresh reading by a few pages, so it is never reported below the current RSS.
         "peak_rss_mb": round(max(peak_rss_mb(), now), 1),
+        **({"vm_hwm_mb": round(max(hwm, now), 1)} if (hwm := vm_hwm_mb()) is not None else {}),
     }
