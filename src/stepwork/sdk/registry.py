@@ -24,11 +24,17 @@ def register_workflow(workflow: Workflow[Any, Any]) -> None:
     """
     with _lock:
         existing = _workflows.get(workflow.name)
-        if existing is not None and existing.definition != workflow.definition:
+        if existing is not None and _graph(existing) != _graph(workflow):
             raise StepworkError(StepworkError.Types.DUPLICATE_ERROR,
                                 f'Workflow with id "{workflow.name}" and step definition already exists. '
                                 "Give the new workflow another name.")
         _workflows[workflow.name] = workflow
+
+
+def _graph(workflow: Workflow[Any, Any]) -> list[list[dict[str, Any]]]:
+    # The flat stages, not the nested tree: comparing a 1,000-step tree would recurse too deep.
+    plan = workflow.compiled.plan
+    return [[plan.steps[i].definition for i in stage] for stage in plan.stages]
 
 
 def get_workflow(name: str) -> Workflow[Any, Any]:
