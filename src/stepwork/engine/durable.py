@@ -23,7 +23,7 @@ from stepwork.orchestration.transaction import StepFailure
 from stepwork.sdk.context import StepContext
 from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
 from stepwork.sdk.step_response import StepResponse, is_skip
-from stepwork.storage.base import ExecutionKey, FinishData, TimerRow
+from stepwork.storage.base import ExecutionKey, ExecutionRow, FinishData, TimerRow
 from stepwork.storage.serialization import encode
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ class DurableRun(Run):
     FAST: ClassVar[bool] = False
 
     __slots__ = ("after_resume", "child_keys", "context_json", "dirty", "enc_comp", "enc_out", "engine",
-                 "execution_id", "flush_lock", "inline", "key", "reason", "reason_step", "retention_time",
-                 "stored_state", "version")
+                 "execution_id", "flush_lock", "inline", "key", "pending_row", "reason", "reason_step",
+                 "retention_time", "stored_state", "version")
 
     def __init__(self, engine: WorkflowEngine, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str,
                  run_id: str, context: dict[str, Any], event_group_id: str, execution_id: str,
@@ -64,6 +64,7 @@ class DurableRun(Run):
         self.enc_comp: dict[int, str | None] = {}
         self.retention_time = compiled.plan.options.retention_time
         self.context_json: Any = None
+        self.pending_row: ExecutionRow | None = None  # a new execution, inserted by its first checkpoint
         self.after_resume: list[tuple[str, dict[str, Any]]] = []
         self.inline = False  # driven from inside its parent's step call (a nested run)
         self.child_keys: list[ExecutionKey] = []
@@ -101,6 +102,19 @@ class DurableRun(Run):
         engine = self.engine
         now = engine.clock.time()
         state = txn.state.value
+        pending = self.pending_row
+        if pending is not None:
+            # A new execution: the row and its first checkpoint go in one commit. A second start
+            # with the same transaction id fails here, before any step's code has run.
+            pending.state = state
+            pending.progress = self.progress()
+            pending.updated_at = now
+            self.pending_row = None
+            await engine.store.insert(pending, rows)
+            self.stored_state = state
+            if not release and finish is None:
+                return
+            rows = []
         changed = state != self.stored_state or release or finish is not None
         self.version = await engine.store.write(
             self.key, engine.owner, self.version, state=state if changed else None,

@@ -398,8 +398,9 @@ class WorkflowEngine:
             context={"data": {"payload": payload_json, "invoke": {}, "compensate": {}}, "errors": []},
             retention_time=plan.options.retention_time, created_at=now, updated_at=now, version=0,
             lease_owner=self.owner, lease_expires_at=now + self.lease_ttl,
-            progress=run.progress())
-        await self.store.insert(row, [])
+            progress=None)
+        # Inserted by the run's first checkpoint, in the same commit as its first step's start.
+        run.pending_row = row
         return run
 
     def _template(self, compiled: CompiledWorkflow) -> tuple[str, str]:
