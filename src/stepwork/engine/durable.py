@@ -45,7 +45,7 @@ class DurableRun(Run):
 
     __slots__ = ("after_resume", "child_keys", "context_json", "dirty", "enc_comp", "enc_out", "engine",
                  "execution_id", "flush_lock", "inline", "key", "pending_row", "reason", "reason_step",
-                 "retention_time", "stored_state", "version")
+                 "retention_time", "stored_progress", "stored_state", "version")
 
     def __init__(self, engine: WorkflowEngine, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str,
                  run_id: str, context: dict[str, Any], event_group_id: str, execution_id: str,
@@ -65,6 +65,7 @@ class DurableRun(Run):
         self.retention_time = compiled.plan.options.retention_time
         self.context_json: Any = None
         self.pending_row: ExecutionRow | None = None  # a new execution, inserted by its first checkpoint
+        self.stored_progress: str | None = None  # the progress text written last
         self.after_resume: list[tuple[str, dict[str, Any]]] = []
         self.inline = False  # driven from inside its parent's step call (a nested run)
         self.child_keys: list[ExecutionKey] = []
@@ -112,16 +113,21 @@ class DurableRun(Run):
             self.pending_row = None
             await engine.store.insert(pending, rows)
             self.stored_state = state
+            self.stored_progress = pending.progress
             if not release and finish is None:
                 return
             rows = []
         changed = state != self.stored_state or release or finish is not None
+        progress = self.progress()
+        same_progress = progress == self.stored_progress and not changed
+        if same_progress and not rows:
+            return  # nothing to write
         self.version = await engine.store.write(
             self.key, engine.owner, self.version, state=state if changed else None,
-            progress=self.progress(),
-            steps=rows,
+            progress=None if same_progress else progress, steps=rows,
             lease_until=None if release else now + engine.lease_ttl, finish=finish, now=now)
         self.stored_state = state
+        self.stored_progress = progress
 
     async def _step_started(self, i: int) -> None:
         name = self.handlers[i].name

@@ -89,7 +89,7 @@ def progress_of(txn: Transaction, tail: str) -> str:
     :func:`progress_tail`)."""
     errors = json.dumps([safe_jsonable(e.to_dict(), "An error record") for e in txn.errors]) if txn.errors else "[]"
     flags = ",".join(f'"{f}":{"true" if getattr(txn, f) else "false"}' for f in _FLAGS)
-    return (f'{{"cursor":{txn.cursor},"failing":{"true" if txn.failing else "false"},'
+    return (f'{{"failing":{"true" if txn.failing else "false"},'
             f'"compFailed":{"true" if txn.comp_failed else "false"},"startedAt":{_num(txn.started_at)},'
             f'"timedOutAt":{_num(txn.timed_out_at)},"cancelledAt":{_num(txn.cancelled_at)},'
             f'"flags":{{{flags}}},"errors":{errors},{tail}}}')
@@ -98,7 +98,7 @@ def progress_of(txn: Transaction, tail: str) -> str:
 def apply_progress(txn: Transaction, progress: dict[str, Any], state: str) -> None:
     """Restore the transaction-wide state from ``progress``."""
     txn.state = TransactionState(state)
-    txn.cursor = int(progress.get("cursor", 0))
+    txn.cursor = int(progress.get("cursor", 0))  # older rows; derived from the steps when loaded
     txn.failing = bool(progress.get("failing", False))
     txn.comp_failed = bool(progress.get("compFailed", False))
     txn.started_at = progress.get("startedAt")
@@ -174,9 +174,13 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def restore_outputs(compiled: CompiledWorkflow, txn: Transaction, rows: list[StepRow]) -> None:
-    """Apply every stored step row to ``txn``."""
+    """Apply every stored step row to ``txn``, then derive its cursor: the stages that have started
+    are those with a step that is not (or not only because of an earlier failure) left unstarted."""
     handlers = compiled.handlers
     for row in rows:
         if 0 <= row.index < len(handlers):
             apply_step_row(txn, row, handlers[row.index])
+    started = [s.stage for s in txn.plan.steps
+               if txn.inv_state[s.index] not in (StepState.NOT_STARTED, StepState.SKIPPED_FAILURE)]
+    txn.cursor = max(txn.cursor, max(started) + 1 if started else 0)
 

@@ -149,7 +149,9 @@ class ExecutionStore(Protocol):
         """Checkpoint: upsert ``steps``, update the header, bump the version; one commit.
 
         ``state=None`` means the state did not change since the last write (and ``updated_at``
-        stays); a release (``lease_until=None``) or a finish always passes the state.
+        stays), ``progress=None`` that the progress did not either (a store may then write the step
+        rows alone, fenced on the lease, and leave the version as it is); a release
+        (``lease_until=None``) or a finish always passes both.
 
         Raises :class:`LeaseLostError` unless the row still has ``version`` and ``owner``.
         ``lease_until=None`` releases the lease. Returns the new version.

@@ -121,7 +121,8 @@ def _insert_sql(count: int) -> str:
 _UPDATE = {
     # A checkpoint within one state (``state=None``): only unindexed columns change, so the update is
     # HOT (no index entry written), and the lease stays as it is (the renewal loop extends it).
-    "same_state": "UPDATE workflow_execution SET progress = %(progress)s, version = version + 1",
+    "same_state": ("UPDATE workflow_execution SET progress = COALESCE(%(progress)s, progress), "
+                   "version = version + 1"),
     # A checkpoint that moves the state: updated_at moves with it; the lease stays.
     "checkpoint": ("UPDATE workflow_execution SET progress = %(progress)s, version = version + 1, "
                    f"state = %(state)s, updated_at = {_TS.format('now')}"),

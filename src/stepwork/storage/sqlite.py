@@ -42,6 +42,13 @@ _UPSERT_STEP = (
     "ON CONFLICT (workflow_id, transaction_id, run_id, step_index) DO UPDATE SET record = excluded.record, "
     "output = excluded.output, compensate_input = excluded.compensate_input, "
     "compensate_output = excluded.compensate_output")
+_FENCED_UPSERT_STEP = (
+    "INSERT INTO workflow_execution_step (workflow_id, transaction_id, run_id, step_index, record, output, "
+    "compensate_input, compensate_output) SELECT ?,?,?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM workflow_execution "
+    "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?) "
+    "ON CONFLICT (workflow_id, transaction_id, run_id, step_index) DO UPDATE SET record = excluded.record, "
+    "output = excluded.output, compensate_input = excluded.compensate_input, "
+    "compensate_output = excluded.compensate_output")
 _LOCK_DEADLINE = 30.0  # seconds of "database is locked" before giving up with a database_error
 
 
@@ -187,6 +194,21 @@ class SQLiteStore:
                     finish: FinishData | None = None, now: float) -> int:
         k = (key.workflow_id, key.transaction_id, key.run_id)
 
+        if state is None and progress is None and finish is None and lease_until is not None and steps:
+            # Only step rows changed: upsert them fenced on the lease (version and owner), without
+            # touching the execution's row. The version moves only when the lease changes hands.
+            def upsert_only(conn: sqlite3.Connection) -> int:
+                changed = 0
+                for s in steps:
+                    cur = conn.execute(_FENCED_UPSERT_STEP, (*k, s.index, json_text(s.record), s.output,
+                                                             s.compensate_input, s.compensate_output,
+                                                             *k, version, owner))
+                    changed += cur.rowcount
+                if changed != len(steps):
+                    raise self._lost(key)
+                return version
+            return await self._tx(upsert_only)
+
         def run(conn: sqlite3.Connection) -> int:
             if finish is not None and finish.delete:
                 cur = conn.execute("DELETE FROM workflow_execution WHERE workflow_id = ? AND transaction_id = ? "
@@ -217,7 +239,7 @@ class SQLiteStore:
                 # A checkpoint within one state: only unindexed columns change (no index to update), and
                 # the lease stays as it is (the renewal loop extends it).
                 cur = conn.execute(
-                    "UPDATE workflow_execution SET progress = ?, version = version + 1 "
+                    "UPDATE workflow_execution SET progress = COALESCE(?, progress), version = version + 1 "
                     "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? AND version = ? AND lease_owner = ?",
                     (json_text(progress), *k, version, owner))
             else:
