@@ -269,6 +269,14 @@ class DurableRun(Run):
                     break
                 continue
             if state is _X.INVOKING:  # a failure asks for compensation
+                # An async sibling still waiting for its completion is failed now (as cancel does):
+                # it is then compensated with the others instead of being left running.
+                for j in txn.running_steps():
+                    if txn.waiting[j]:
+                        txn.fail_waiting(j, StepworkError(
+                            StepworkError.Types.NOT_ALLOWED,
+                            "The workflow is compensating: this waiting step was failed."), permanent=True)
+                        self.dirty.add(j)
                 txn.begin_compensation(engine.clock.time())
                 if self.listeners:
                     await self._emit("on_compensate_begin")
@@ -400,6 +408,15 @@ class DurableRun(Run):
         return await self.engine.run_nested(self, compiled, value, ctx)
 
     async def revert_child(self, value: Any, ctx: StepContext) -> None:
+        if not isinstance(value, dict):
+            # The nested step never completed (its child waited, or failed): find the child it started.
+            prefix = f"{ctx.step_name}-{self.transaction_id}"
+            mine = [k for k in self.child_keys if k.transaction_id == prefix
+                    or k.transaction_id.startswith(prefix + "-attempt-")]
+            if not mine:
+                return
+            key = mine[-1]
+            value = {"workflow_id": key.workflow_id, "transaction_id": key.transaction_id, "run_id": key.run_id}
         await self.engine.revert_nested(value)
 
     def nested_ref(self) -> dict[str, str]:

@@ -35,7 +35,7 @@ from stepwork.sdk.registry import get_workflow, registered_workflows
 from stepwork.sdk.results import TransactionInfo, WorkflowResult
 from stepwork.sdk.step_response import StepResponse
 from stepwork.sdk.workflows import Workflow
-from stepwork.storage.base import ExecutionKey, ExecutionRow, ExecutionStore, ListQuery, TimerRow
+from stepwork.storage.base import ExecutionKey, ExecutionRow, ExecutionStore, LeaseLostError, ListQuery, TimerRow
 from stepwork.storage.query import normalize_filters, normalize_order
 from stepwork.storage.serialization import to_jsonable
 from stepwork.storage.sqlite import SQLiteStore
@@ -300,9 +300,10 @@ class WorkflowEngine:
         try:
             await run.drive()
         except BaseException as exc:
-            if not isinstance(exc, Exception) or not isinstance(exc, StepworkError):
-                # The drive died half-way (a crash-like exit): hand the lease to nobody alive, so that
-                # recovery takes the execution over once the lease expires (this engine would renew it).
+            if not isinstance(exc, LeaseLostError):
+                # The drive stopped half-way (a database error, a crash-like exit): hand the lease to
+                # nobody alive, so that recovery takes the execution over once the lease expires
+                # (this engine would otherwise renew it for as long as it lives).
                 with contextlib.suppress(Exception):
                     await self.store.abandon(run.key, self.owner)
             raise
@@ -366,14 +367,21 @@ class WorkflowEngine:
         key = ExecutionKey(value["workflow_id"], value["transaction_id"], value["run_id"])
         async with self._locked(key.workflow_id, key.transaction_id):
             row = await self.store.get(key)
-            if row is None or row.state != "done":
-                return  # gone, or it failed and reverted itself
+            if row is None or row.state not in ("done", "invoking"):
+                return  # gone, reverting already, or it failed and reverted itself
             now = self.clock.time()
             version = await self.store.acquire(key, self.owner, now + self.lease_ttl, now, include_done=True)
             if version is None:
                 version = await self._acquire(row, wait=True)
             child = await self._load(get_workflow(key.workflow_id).compiled, row, version)
-            child.txn.begin_compensation(now, cancel=True)
+            txn = child.txn
+            for i in txn.running_steps():  # a child still waiting: its waiting steps fail at once
+                if txn.waiting[i]:
+                    txn.fail_waiting(i, StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                                      "The parent workflow is compensating."), permanent=True)
+                    child.dirty.add(i)
+            txn.failing = False
+            txn.begin_compensation(now, cancel=True)
             child.inline = True
             await child.flush()
             await child.drive()

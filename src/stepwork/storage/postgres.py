@@ -480,6 +480,10 @@ class PostgresStore:
             async with conn.transaction():
                 for key in keys:
                     params = _key_params(key)
+                    cur = await conn.execute(f"SELECT state FROM workflow_execution WHERE {_KEY}", params)
+                    found = await cur.fetchone()
+                    if found is None or found[0] not in ("done", "failed", "reverted"):
+                        continue  # unfinished executions are never removed
                     if retention_time is None:
                         for table in ("workflow_execution_step", "workflow_timer", "workflow_execution"):
                             await conn.execute(f"DELETE FROM {table} WHERE {_KEY}", params)

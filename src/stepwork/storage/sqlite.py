@@ -324,6 +324,10 @@ class SQLiteStore:
         def run(conn: sqlite3.Connection) -> None:
             for key in keys:
                 k = (key.workflow_id, key.transaction_id, key.run_id)
+                state = conn.execute("SELECT state FROM workflow_execution WHERE workflow_id = ? AND "
+                                     "transaction_id = ? AND run_id = ?", k).fetchone()
+                if state is None or state[0] not in _FINISHED:
+                    continue  # unfinished executions are never removed
                 if retention_time is None:
                     for table in ("workflow_execution_step", "workflow_timer", "workflow_execution"):
                         conn.execute(f"DELETE FROM {table} WHERE workflow_id = ? AND transaction_id = ? "

@@ -1,0 +1,79 @@
+"""Regressions found in review: waiting steps are never left behind by compensation, and a drive that
+stops on an error gives its lease up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stepwork import StepworkError, create_step, create_workflow, parallelize
+from stepwork.engine import faults
+from stepwork.engine.engine import WorkflowEngine
+
+
+async def test_a_waiting_async_sibling_is_failed_and_compensated_when_another_fails(
+        engine: WorkflowEngine, wf_name: str) -> None:
+    """parallelize(async charge, failing boom): charge is failed at once and compensated too, never left
+    waiting in a reverted execution."""
+    undone: list[str] = []
+
+    def boom(value: Any) -> None:
+        raise RuntimeError("boom")
+
+    charge = create_step({"name": "charge", "async": True}, lambda v: None, lambda c: undone.append("charge"))
+    failing = create_step("boom", boom, lambda c: undone.append("boom"))
+    wf = create_workflow({"name": wf_name, "retention_time": 60},
+                         lambda inp: parallelize(charge(inp), failing(inp)))
+    result = await engine.run(wf, 1, transaction_id="t", throw_on_error=False)
+    assert result.transaction.state == "reverted"
+    assert sorted(undone) == ["boom", "charge"]
+    steps = result.transaction.execution["steps"]
+    assert steps["_root.charge"]["invoke"]["state"] == "failed"
+
+
+async def test_cancelling_a_parent_reverts_its_waiting_child(engine: WorkflowEngine, wf_name: str) -> None:
+    """A parent cancelled while its nested child waits: the child's completed steps are compensated,
+    newest first, before the parent's."""
+    undone: list[str] = []
+    c1 = create_step("c1", lambda v: "c1", lambda c: undone.append("c1"))
+    wait = create_step({"name": "wait", "async": True}, lambda v: None)
+    child = create_workflow({"name": f"{wf_name}-child"}, lambda inp: wait(c1(inp)))
+    first = create_step("first", lambda v: "first", lambda c: undone.append("first"))
+    wf = create_workflow({"name": wf_name, "retention_time": 60},
+                         lambda inp: child.run_as_step(first(inp)))
+    started = await engine.run(wf, 1, transaction_id="p")
+    assert started.transaction.state == "invoking"
+    result = await engine.cancel(wf_name, "p")
+    assert result is not None and result.transaction.state == "reverted"
+    assert undone == ["c1", "first"]
+
+
+async def test_a_drive_stopped_by_a_database_error_is_recovered(engine: WorkflowEngine, wf_name: str,
+                                                                clock: Any) -> None:
+    """A database error in the middle of a run gives the lease up: once it expires the engine resumes the
+    run instead of renewing a lease nobody uses."""
+    calls: list[str] = []
+    s1 = create_step("s1", lambda v: calls.append("s1") or 1)
+    s2 = create_step("s2", lambda v: calls.append("s2") or 2)
+    wf = create_workflow({"name": wf_name, "retention_time": 60}, lambda inp: s2(s1(inp)))
+    fired: list[bool] = []
+
+    def db_down() -> None:
+        if not fired:
+            fired.append(True)
+            raise StepworkError(StepworkError.Types.DB_ERROR, "connection lost (injected)")
+
+    faults.arm("checkpoint.after:s2", db_down)
+    try:
+        with pytest.raises(StepworkError) as err:
+            await engine.run(wf, 0, transaction_id="t")
+        assert err.value.type == "database_error"
+    finally:
+        faults.disarm("checkpoint.after:s2")
+    await engine._renew()  # the renewal loop must not keep the abandoned lease alive
+    clock.advance(engine.lease_ttl + 1)
+    await engine.fire_due()
+    [row] = await engine.list_workflow_executions({"workflow_id": wf_name})
+    assert row.state == "done"
+    assert calls == ["s1", "s2"]
