@@ -77,3 +77,47 @@ async def test_a_drive_stopped_by_a_database_error_is_recovered(engine: Workflow
     [row] = await engine.list_workflow_executions({"workflow_id": wf_name})
     assert row.state == "done"
     assert calls == ["s1", "s2"]
+
+
+async def test_a_slow_step_woken_by_a_timer_does_not_hold_up_other_timers(engine: WorkflowEngine, wf_name: str,
+                                                                          clock: Any) -> None:
+    """The background timer loop does not wait for the runs it wakes: while a slow retried step runs,
+    another workflow's retry still fires on time."""
+    import asyncio
+
+    from stepwork import StepContext
+
+    gate = asyncio.Event()
+
+    async def slow(value: Any, ctx: StepContext) -> str:
+        if ctx.attempt == 1:
+            raise RuntimeError("retry me")
+        await gate.wait()
+        return "slow done"
+
+    def quick(value: Any, ctx: StepContext) -> str:
+        if ctx.attempt == 1:
+            raise RuntimeError("retry me")
+        return "quick done"
+
+    slow_step = create_step({"name": "slow", "max_retries": 1, "retry_interval": 10}, slow)
+    quick_step = create_step({"name": "quick", "max_retries": 1, "retry_interval": 20}, quick)
+    slow_wf = create_workflow({"name": f"{wf_name}-slow", "retention_time": 60}, lambda inp: slow_step(inp))
+    quick_wf = create_workflow({"name": f"{wf_name}-quick", "retention_time": 60}, lambda inp: quick_step(inp))
+    await engine.run(slow_wf, 1, transaction_id="s")
+    await engine.run(quick_wf, 1, transaction_id="q")
+
+    async def state(name: str) -> str:
+        return (await engine.list_workflow_executions({"workflow_id": name}))[0].state
+
+    clock.advance(10)  # the slow step's retry is due: the loop wakes it and it blocks on the gate
+    clock.advance(10)  # then the quick one's retry
+    deadline = asyncio.get_running_loop().time() + 3
+    while await state(f"{wf_name}-quick") != "done":
+        assert asyncio.get_running_loop().time() < deadline, "the quick retry waited for the slow step"
+        await asyncio.sleep(0.01)
+    assert await state(f"{wf_name}-slow") == "invoking"
+    gate.set()
+    while await state(f"{wf_name}-slow") != "done":
+        assert asyncio.get_running_loop().time() < deadline + 3
+        await asyncio.sleep(0.01)

@@ -154,7 +154,7 @@ class WorkflowEngine:
         await self._arm_schedules()
         await self._recover_orphans()
         await self._fire_due_timers()
-        self._tasks = [asyncio.create_task(self._loop(self._tick, self.poll_interval), name="stepwork-timers"),
+        self._tasks = [asyncio.create_task(self._loop(self._poll, self.poll_interval), name="stepwork-timers"),
                        asyncio.create_task(self._loop(self._renew, self.lease_ttl / 3), name="stepwork-leases"),
                        asyncio.create_task(self._loop(self.cleanup_expired_executions, self.cleanup_interval,
                                                       first=False), name="stepwork-cleanup")]
@@ -211,10 +211,14 @@ class WorkflowEngine:
         self._require_started()
         await self._tick()
 
-    async def _tick(self) -> None:
+    async def _tick(self, *, wait: bool = True) -> None:
         await self._arm_schedules()
-        await self._fire_due_timers()
-        await self._recover_orphans()
+        await self._fire_due_timers(wait=wait)
+        await self._recover_orphans(wait=wait)
+
+    async def _poll(self) -> None:
+        """The background loop's turn: fire what is due without waiting for the runs it wakes."""
+        await self._tick(wait=False)
 
     async def _renew(self) -> None:
         await self.store.renew(self.owner, self.clock.time() + self.lease_ttl)
@@ -763,12 +767,26 @@ class WorkflowEngine:
 
     # -- timers and recovery ----------------------------------------------------------------------
 
-    async def _fire_due_timers(self) -> None:
-        for timer in await self.store.due_timers(self.clock.time(), self.owner, 100, self.lease_ttl):
+    def _track(self, work: Any, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _fire_due_timers(self, *, wait: bool = True) -> None:
+        timers = await self.store.due_timers(self.clock.time(), self.owner, 100, self.lease_ttl)
+
+        async def fire(timer: TimerRow) -> None:
             try:
                 await self._fire(timer)
             except Exception:
                 logger.exception("Timer %s failed; it fires again later.", timer.id)
+        # Side by side: a slow step woken by one timer must not hold up the others; the background
+        # loop does not even wait for them (it comes round again at the next poll).
+        if wait:
+            await asyncio.gather(*[fire(t) for t in timers])
+        else:
+            for t in timers:
+                self._track(fire(t), f"stepwork-timer-{t.id}")
 
     # -- schedules ----------------------------------------------------------------------------------
 
@@ -845,15 +863,23 @@ class WorkflowEngine:
             await self._drive(run)
             await finish(run, throw_on_error=False, result_from=None)
 
-    async def _recover_orphans(self) -> None:
-        for key in await self.store.orphans(self.clock.time(), 100):
+    async def _recover_orphans(self, *, wait: bool = True) -> None:
+        async def recover(key: ExecutionKey) -> None:
             try:
                 await self._recover(key)
             except Exception:
                 logger.exception("Recovery of %s/%s failed; it is tried again later.", key.workflow_id,
                                  key.transaction_id)
+        keys = await self.store.orphans(self.clock.time(), 100)
+        if wait:
+            await asyncio.gather(*[recover(k) for k in keys])
+        else:
+            for k in keys:
+                self._track(recover(k), f"stepwork-recover-{k.transaction_id}")
 
     async def _recover(self, key: ExecutionKey) -> None:
+        if self._busy(key.workflow_id, key.transaction_id):
+            return  # this process is on it already (an earlier poll's recovery still runs)
         async with self._locked(key.workflow_id, key.transaction_id):
             row = await self.store.get(key)
             if row is None or row.state in _FINISHED:
