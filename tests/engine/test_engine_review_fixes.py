@@ -121,3 +121,40 @@ async def test_a_slow_step_woken_by_a_timer_does_not_hold_up_other_timers(engine
     while await state(f"{wf_name}-slow") != "done":
         assert asyncio.get_running_loop().time() < deadline + 3
         await asyncio.sleep(0.01)
+
+
+async def test_a_background_step_cut_off_by_a_stop_is_invoked_again(database_url: str, wf_name: str, clock: Any,
+                                                                    tmp_path: Any) -> None:
+    """A background step whose engine stops before it completes is invoked again by the next engine once
+    its background timer comes due (at least once), and the run finishes."""
+    import asyncio
+
+    if database_url == "sqlite://":  # an in-memory database dies with its engine: use a file
+        database_url = f"sqlite:///{tmp_path / 'background.db'}"
+    calls: list[int] = []
+    first_gate = asyncio.Event()
+
+    async def work(value: Any) -> str:
+        calls.append(value)
+        if len(calls) == 1:
+            await first_gate.wait()  # the first engine stops while this runs
+        return "done in the background"
+
+    bg = create_step({"name": "bg", "async": True, "background_execution": True}, work)
+    wf = create_workflow({"name": wf_name, "retention_time": 600}, lambda inp: bg(inp))
+    async with WorkflowEngine(database_url, clock=clock, poll_interval=3600, lease_ttl=5) as first:
+        started = await first.run(wf, 7, transaction_id="t")
+        assert started.transaction.state == "invoking"
+        while not calls:  # the background task starts
+            await asyncio.sleep(0)
+        clock.advance(11)
+        await first.fire_due()  # while the task lives, its timer is pushed on, not fired
+        assert calls == [7]
+    async with WorkflowEngine(database_url, clock=clock, poll_interval=3600, lease_ttl=5) as second:
+        clock.advance(11)  # its timer was last pushed on by the first engine: now it comes due
+        await second.fire_due()
+        deadline = asyncio.get_running_loop().time() + 3
+        while (await second.list_workflow_executions({"workflow_id": wf_name}))[0].state != "done":
+            assert asyncio.get_running_loop().time() < deadline, "the background step was not invoked again"
+            await asyncio.sleep(0.01)
+    assert calls == [7, 7]

@@ -163,7 +163,7 @@ class DurableRun(Run):
         opts = h.step.options
         if opts.is_async and opts.background_execution:
             # The invoke runs in the background; its return value completes the step later.
-            self.engine.start_background(h, value, ctx)
+            await self.engine.start_background(self, h, value, ctx)
             return _BACKGROUND
         return await super()._call(h, value, ctx)
 
@@ -313,7 +313,10 @@ class DurableRun(Run):
             await self._invoke_failed(i, StepTimeoutError(f'Step "{self.handlers[i].name}" exceeded its timeout of '
                                                           f"{opts.timeout} seconds."), timed_out=_TimedOut(False))
             self.dirty.add(i)
-        elif reason == "awaiting_retry" and i is not None and txn.waiting[i] and txn.inv_state[i] is StepState.INVOKING:
+        elif (reason in ("awaiting_retry", "background") and i is not None and txn.waiting[i]
+              and txn.inv_state[i] is StepState.INVOKING):
+            # Re-invoke: an awaiting retry is due, or a background step's process stopped before it
+            # completed the step (its timer was no longer pushed forward).
             txn.waiting[i] = False  # invoked again now (retry_interval_awaiting)
             self.dirty.add(i)
 

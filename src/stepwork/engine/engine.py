@@ -137,6 +137,7 @@ class WorkflowEngine:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        self._background_timers: dict[asyncio.Task[None], TimerRow] = {}
         self._templates: dict[Plan, tuple[str, str]] = {}
         self._parsed_templates: dict[str, dict[str, Any]] = {}
         self._stored_definitions: set[str] = set()
@@ -221,7 +222,11 @@ class WorkflowEngine:
         await self._tick(wait=False)
 
     async def _renew(self) -> None:
-        await self.store.renew(self.owner, self.clock.time() + self.lease_ttl)
+        now = self.clock.time()
+        await self.store.renew(self.owner, now + self.lease_ttl)
+        for timer in list(self._background_timers.values()):  # background steps still running here
+            timer.due_at = now + 2 * self.lease_ttl
+            await self.store.add_timer(timer)
         fold = getattr(self.store, "fold_wal", None)  # SQLite: keep the write-ahead log short
         if fold is not None:
             await fold()
@@ -634,9 +639,19 @@ class WorkflowEngine:
             raise StepworkError(StepworkError.Types.NOT_ALLOWED,
                                 f"Cannot set step {what} when status is {txn.comp_status[i]}")
 
-    def start_background(self, handler: StepHandler, value: Any, ctx: StepContext) -> None:
-        """Run a ``background_execution`` step's invoke in a task; its outcome completes the step."""
+    async def start_background(self, run: DurableRun, handler: StepHandler, value: Any, ctx: StepContext) -> None:
+        """Run a ``background_execution`` step's invoke in a task; its outcome completes the step.
+
+        A "background" timer stands for the task in the database: this engine keeps pushing it
+        forward while the task lives; if the process dies, it comes due and the step is invoked again.
+        """
         key = ctx.idempotency_key
+        k = run.key
+        index = handler.step.index
+        timer = TimerRow(f"background:{k.workflow_id}:{k.transaction_id}:{k.run_id}:{index}:{ctx.attempt}",
+                         k.workflow_id, k.transaction_id, k.run_id, "background",
+                         self.clock.time() + 2 * self.lease_ttl, index)
+        await self.store.add_timer(timer)
 
         async def work() -> None:
             try:
@@ -651,6 +666,8 @@ class WorkflowEngine:
         task = asyncio.create_task(work(), name=f"stepwork-background-{key}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        self._background_timers[task] = timer
+        task.add_done_callback(lambda t: self._background_timers.pop(t, None))
 
     @staticmethod
     async def _complete_background(completion: Any) -> None:
@@ -846,6 +863,12 @@ class WorkflowEngine:
         if timer.kind == "schedule":
             await self._fire_schedule(timer)
             return
+        if timer.kind == "background":
+            live = next((t for t in self._background_timers.values() if t.id == timer.id), None)
+            if live is not None:  # the step still runs here: push its timer on
+                live.due_at = self.clock.time() + 2 * self.lease_ttl
+                await self.store.add_timer(live)
+                return
         key = ExecutionKey(timer.workflow_id, timer.transaction_id, timer.run_id)
         async with self._locked(timer.workflow_id, timer.transaction_id):
             row = await self.store.get(key)
