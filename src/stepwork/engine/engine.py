@@ -138,6 +138,7 @@ class WorkflowEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._background_timers: dict[asyncio.Task[None], TimerRow] = {}
+        self._inflight: set[asyncio.Task[None]] = set()  # timer fires and recoveries of the background loop
         self._templates: dict[Plan, tuple[str, str]] = {}
         self._parsed_templates: dict[str, dict[str, Any]] = {}
         self._stored_definitions: set[str] = set()
@@ -216,6 +217,9 @@ class WorkflowEngine:
         await self._arm_schedules()
         await self._fire_due_timers(wait=wait)
         await self._recover_orphans(wait=wait)
+        if wait and self._inflight:
+            # What the background loop woke just before (it may have claimed the timers first).
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     async def _poll(self) -> None:
         """The background loop's turn: fire what is due without waiting for the runs it wakes."""
@@ -788,6 +792,8 @@ class WorkflowEngine:
         task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     async def _fire_due_timers(self, *, wait: bool = True) -> None:
         timers = await self.store.due_timers(self.clock.time(), self.owner, 100, self.lease_ttl)
