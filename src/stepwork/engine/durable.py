@@ -434,10 +434,3 @@ class DurableRun(Run):
         """True once the transaction reached ``done``, ``reverted`` or ``failed``."""
         return self.txn.is_finished
 
-    def check_not_finished(self) -> None:
-        """Raise if the run is finished (external completions never revive it)."""
-        if self.txn.is_finished:
-            raise StepworkError(StepworkError.Types.NOT_ALLOWED,
-                                f'Transaction "{self.transaction_id}" of workflow "{self.workflow_id}" has already '
-                                f'finished ("{self.txn.state}").')
-

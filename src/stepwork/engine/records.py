@@ -11,7 +11,6 @@ from stepwork.storage.serialization import decode
 
 __all__ = ["WorkflowExecution", "assemble"]
 
-_FINISHED = ("done", "failed", "reverted")
 
 
 def _iso(epoch: float | None) -> str | None:
