@@ -89,7 +89,7 @@ async def engine(database_url: str, clock: FakeClock) -> AsyncIterator[object]:
 @pytest.fixture(autouse=True)
 def _workflows_defined_in_a_test_end_with_it() -> Iterator[None]:
     """Workflows a test defines (scheduled ones, say) are unregistered after it."""
-    from stepwork.sdk.registry import registered_workflows, unregister_workflow
+    from stepwork.engine.registry import registered_workflows, unregister_workflow
 
     before = set(registered_workflows())
     yield

@@ -2,31 +2,32 @@
 
 Layers (each importing only those below it)::
 
-    sdk            what users write: steps, workflows, references, transform, when, parallelize, hooks
     orchestration  the pure state machine: plans, step states, transitions, compensation order
-    engine         runs executions on asyncio; the WorkflowEngine stores, resumes and lists them
     storage        one store protocol; SQLite and PostgreSQL stores; payload serialization
-    app            the container and module names
+    engine         runs executions on asyncio (one run loop, in memory or checkpointed); the
+                   WorkflowEngine stores, resumes and lists them; what steps receive and return
+    sdk            what users write: steps, workflows, references, transform, when, parallelize, hooks
+
+Top-level modules (``errors``, ``container``) sit below all of them.
 
 Everything public is importable from ``stepwork``; other modules are internal.
 """
 
-from stepwork.app.container import Container, Modules
+from stepwork.container import Container, Modules
+from stepwork.engine.context import StepContext
 from stepwork.engine.engine import WorkflowEngine
 from stepwork.engine.records import WorkflowExecution
+from stepwork.engine.results import Acknowledgement, TransactionInfo, WorkflowResult
+from stepwork.engine.step_response import StepResponse
 from stepwork.errors import PermanentStepFailure, StepTimeoutError, StepworkError, TransactionTimeoutError
 from stepwork.orchestration.states import StepState, StepStatus, TransactionState
 from stepwork.orchestration.transaction import StepFailure
 from stepwork.sdk.builder import StepRef
 from stepwork.sdk.composition import When, parallelize, transform, when
-from stepwork.sdk.context import StepContext
 from stepwork.sdk.hooks import Hook, Hooks, create_hook
 from stepwork.sdk.references import Ref
-from stepwork.sdk.registry import get_workflow
-from stepwork.sdk.results import Acknowledgement, TransactionInfo, WorkflowResult
-from stepwork.sdk.step_response import StepResponse
 from stepwork.sdk.steps import Step, create_step, step
-from stepwork.sdk.workflows import Workflow, WorkflowResponse, WorkflowRunner, create_workflow, workflow
+from stepwork.sdk.workflows import Workflow, WorkflowResponse, WorkflowRunner, create_workflow, get_workflow, workflow
 
 __all__ = [
     "Acknowledgement",

@@ -50,7 +50,7 @@ from stepwork import (
     transform,
     workflow,
 )
-from stepwork.sdk.registry import unregister_workflow
+from stepwork.engine.registry import unregister_workflow
 from stepwork.testing import (
     FakeClock,
     InjectedStepFailure,

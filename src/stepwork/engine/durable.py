@@ -14,15 +14,15 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from stepwork.engine.compiled import CompiledWorkflow, StepHandler
+from stepwork.engine.context import StepContext
 from stepwork.engine.faults import fault_point
 from stepwork.engine.persistence import progress_of, progress_tail, safe_jsonable, step_row
 from stepwork.engine.runner import _GO, _SKIPPED, _SUSPEND, _WAITING, Run, _TimedOut
+from stepwork.engine.step_response import StepResponse, is_skip
 from stepwork.errors import StepTimeoutError, StepworkError, TransactionTimeoutError
 from stepwork.orchestration.states import FORWARD_STEP_STATES, StepState, StepStatus, TransactionState
 from stepwork.orchestration.transaction import StepFailure
-from stepwork.sdk.context import StepContext
-from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
-from stepwork.sdk.step_response import StepResponse, is_skip
 from stepwork.storage.base import ExecutionKey, ExecutionRow, FinishData, TimerRow
 from stepwork.storage.serialization import encode
 

@@ -16,25 +16,24 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
-from stepwork.app.container import Container, Modules
+from stepwork.container import Container, Modules
+from stepwork.engine.compiled import CompiledWorkflow, StepHandler
+from stepwork.engine.context import StepContext
 from stepwork.engine.durable import WAITING_NESTED, DurableRun
 from stepwork.engine.ids import new_ulid
 from stepwork.engine.persistence import apply_progress, restore_outputs
 from stepwork.engine.records import WorkflowExecution, assemble
+from stepwork.engine.registry import Runnable, get_workflow, registered_workflows
+from stepwork.engine.results import TransactionInfo, WorkflowResult
 from stepwork.engine.runner import _validate_events, error_to_raise, execute, finish
 from stepwork.engine.scheduler import next_tick, tick_iso, tick_transaction_id, timer_id
+from stepwork.engine.step_response import StepResponse
 from stepwork.engine.subscriptions import Listeners, Subscriber, Subscriptions
 from stepwork.errors import StepworkError
 from stepwork.orchestration.definition import Plan
 from stepwork.orchestration.execution_view import build_execution
 from stepwork.orchestration.states import StepState, StepStatus, TransactionState
 from stepwork.orchestration.transaction import FailureOutcome, Transaction
-from stepwork.sdk.context import StepContext
-from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
-from stepwork.sdk.registry import get_workflow, registered_workflows
-from stepwork.sdk.results import TransactionInfo, WorkflowResult
-from stepwork.sdk.step_response import StepResponse
-from stepwork.sdk.workflows import Workflow
 from stepwork.storage.base import ExecutionKey, ExecutionRow, ExecutionStore, LeaseLostError, ListQuery, TimerRow
 from stepwork.storage.query import normalize_filters, normalize_order
 from stepwork.storage.serialization import to_jsonable
@@ -254,7 +253,7 @@ class WorkflowEngine:
 
     # -- running ----------------------------------------------------------------------------------
 
-    async def run(self, workflow_or_id: Workflow[Any, Any] | str, input: Any = None, *,
+    async def run(self, workflow_or_id: Runnable | str, input: Any = None, *,
                   transaction_id: str | None = None, context: Mapping[str, Any] | None = None,
                   throw_on_error: bool = True, events: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
                   result_from: str | None = None, container: Container | None = None) -> WorkflowResult[Any]:
@@ -266,7 +265,9 @@ class WorkflowEngine:
         stored result, otherwise a new run starts.
         """
         self._require_started()
-        workflow = workflow_or_id if isinstance(workflow_or_id, Workflow) else get_workflow(workflow_or_id)
+        workflow = get_workflow(workflow_or_id) if isinstance(workflow_or_id, str) else workflow_or_id
+        if not hasattr(workflow, "compiled"):
+            raise StepworkError(_INVALID, f"run() takes a workflow or a workflow's name, got {workflow_or_id!r}.")
         compiled = workflow.compiled
         per_run = _validate_events(events) if events else None
         if result_from is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
+from stepwork.engine.compiled import CompiledWorkflow, StepHandler
 
 __all__ = ["Patcher", "current", "install"]
 

@@ -14,11 +14,11 @@ import types
 import typing
 from typing import Any
 
+from stepwork.engine.compiled import UNKNOWN as _UNKNOWN
+from stepwork.engine.compiled import CompiledWorkflow, StepHandler
+from stepwork.engine.step_response import StepResponse
 from stepwork.orchestration.states import StepState, StepStatus, TransactionState
 from stepwork.orchestration.transaction import StepFailure, Transaction
-from stepwork.sdk.handlers import UNKNOWN as _UNKNOWN
-from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
-from stepwork.sdk.step_response import StepResponse
 from stepwork.storage.base import StepRow
 from stepwork.storage.serialization import decode, encode, restore, to_jsonable
 

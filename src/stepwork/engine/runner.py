@@ -14,19 +14,19 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from stepwork.app.container import Container
+from stepwork.container import Container
 from stepwork.engine import patches
+from stepwork.engine.compiled import CompiledWorkflow, StepHandler
+from stepwork.engine.context import StepContext
 from stepwork.engine.ids import new_ulid
+from stepwork.engine.results import WorkflowResult
+from stepwork.engine.step_response import _SKIP as _SKIP_MARKER
+from stepwork.engine.step_response import StepResponse, is_skip
+from stepwork.engine.values import LazyNode, clone
 from stepwork.errors import PermanentStepFailure, StepTimeoutError, StepworkError, TransactionTimeoutError
 from stepwork.orchestration.execution_view import build_step_record
 from stepwork.orchestration.states import StepState, TransactionState
 from stepwork.orchestration.transaction import FailureOutcome, StepFailure, Transaction
-from stepwork.sdk.context import StepContext
-from stepwork.sdk.handlers import CompiledWorkflow, StepHandler
-from stepwork.sdk.references import LazyNode, clone
-from stepwork.sdk.results import WorkflowResult
-from stepwork.sdk.step_response import _SKIP as _SKIP_MARKER
-from stepwork.sdk.step_response import StepResponse, is_skip
 
 __all__ = ["EVENT_TYPES", "Run", "execute"]
 

@@ -13,10 +13,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from stepwork.engine.compiled import CompiledWorkflow, Handler, StepHandler
+from stepwork.engine.values import LazyNode, ValueSource
 from stepwork.errors import StepworkError
 from stepwork.orchestration.definition import Plan, StepOptions, WorkflowOptions, parse_step_options
-from stepwork.sdk.handlers import CompiledWorkflow, Handler, StepHandler
-from stepwork.sdk.references import Compiled, LazyNode, Ref, ValueSource, compile_value
+from stepwork.sdk.references import Compiled, Ref, compile_value
 
 __all__ = ["HookHandlers", "StepEntry", "StepRef", "WorkflowBuilder", "current_builder", "require_builder"]
 

@@ -6,10 +6,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from stepwork.engine.compiled import adapt_arity
 from stepwork.errors import StepworkError
 from stepwork.orchestration.definition import parse_step_options
 from stepwork.sdk.builder import HookHandlers, StepEntry, StepRef, require_builder
-from stepwork.sdk.handlers import adapt_arity
 
 __all__ = ["Hook", "Hooks", "create_hook"]
 

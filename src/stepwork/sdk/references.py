@@ -9,50 +9,19 @@ and returns a deep copy, so a step can never mutate what another step sees.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
+from stepwork.engine.values import ATOMS as _ATOMS
+from stepwork.engine.values import LazyNode, ValueSource, clone
 from stepwork.errors import StepworkError
 
 if TYPE_CHECKING:
     from stepwork.sdk.builder import StepEntry
 
-__all__ = ["INPUT", "LazyNode", "Ref", "ValueSource", "clone", "compile_value"]
+__all__ = ["INPUT", "Compiled", "Ref", "compile_value"]
 
 T_co = TypeVar("T_co", covariant=True)
-
-_ATOMS: frozenset[type] = frozenset({int, float, str, bool, type(None), bytes, complex, Decimal})
-
-
-def clone(value: Any) -> Any:
-    """A deep copy of ``value``; immutable atoms are returned as they are.
-
-    A value that cannot be deep-copied (it holds a lock, a socket…) is passed as it is.
-    """
-    t = type(value)
-    if t in _ATOMS:
-        return value
-    if t is dict:
-        return {k: clone(v) for k, v in value.items()}
-    if t is list:
-        return [clone(v) for v in value]
-    if t is tuple:
-        return tuple([clone(v) for v in value])
-    try:
-        return copy.deepcopy(value)
-    except Exception:
-        return value
-
-
-class ValueSource(Protocol):
-    """What a resolver reads at run time (the engine's run object)."""
-
-    payload: Any
-    outputs: list[Any]
-    memo: dict[int, Any]
-
 
 class _InputSource:
     __slots__ = ()
@@ -62,30 +31,6 @@ class _InputSource:
 
 
 INPUT = _InputSource()
-
-
-class LazyNode:
-    """A value computed at run time at most once per run (a transform, a ``when`` condition).
-
-    ``deps`` are the lazy nodes its values need, in evaluation order; ``compute(source)`` returns
-    the value, or an awaitable of it when ``is_async``.
-    """
-
-    __slots__ = ("compute", "deps", "is_async", "key", "label")
-
-    def __init__(self, key: int, label: str) -> None:
-        self.key = key
-        self.label = label
-        self.deps: tuple[LazyNode, ...] = ()
-        self.is_async = False
-        self.compute: Callable[[ValueSource], Any] = _not_compiled
-
-    def __repr__(self) -> str:
-        return f"<{self.label}>"
-
-
-def _not_compiled(source: ValueSource) -> NoReturn:
-    raise StepworkError(StepworkError.Types.UNEXPECTED_STATE, "A lazy value was read before compilation.")
 
 
 def _no_operators(op: str) -> StepworkError:

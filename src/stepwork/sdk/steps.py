@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar, overload
 
+from stepwork.engine.compiled import Handler, adapt_arity, is_coroutine_callable
+from stepwork.engine.context import StepContext
+from stepwork.engine.step_response import UNSET, StepResponse
 from stepwork.errors import StepworkError
 from stepwork.orchestration.definition import StepOptions, parse_step_options
 from stepwork.sdk.builder import StepEntry, StepRef, current_builder
-from stepwork.sdk.context import StepContext
-from stepwork.sdk.handlers import Handler, adapt_arity, is_coroutine_callable
 from stepwork.sdk.references import Ref
-from stepwork.sdk.step_response import UNSET, StepResponse
 
 __all__ = ["Step", "create_step", "step"]
 

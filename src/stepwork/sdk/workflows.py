@@ -7,21 +7,23 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
-from stepwork.app.container import Container, Modules
+from stepwork.container import Container, Modules
+from stepwork.engine import registry
+from stepwork.engine.compiled import CompiledWorkflow
+from stepwork.engine.registry import register_workflow
+from stepwork.engine.results import WorkflowResult
+from stepwork.engine.runner import execute
+from stepwork.engine.step_response import UNSET, StepResponse
 from stepwork.errors import StepworkError
 from stepwork.orchestration.definition import WorkflowOptions, parse_step_options, parse_workflow_options
 from stepwork.sdk.builder import StepEntry, StepRef, WorkflowBuilder, composing, require_builder
-from stepwork.sdk.handlers import CompiledWorkflow
 from stepwork.sdk.hooks import Hook, Hooks
 from stepwork.sdk.references import INPUT, Ref
-from stepwork.sdk.registry import register_workflow
-from stepwork.sdk.results import WorkflowResult
-from stepwork.sdk.step_response import UNSET, StepResponse
 
 if TYPE_CHECKING:
-    from stepwork.sdk.context import StepContext
+    from stepwork.engine.context import StepContext
 
-__all__ = ["Workflow", "WorkflowResponse", "WorkflowRunner", "create_workflow", "workflow"]
+__all__ = ["Workflow", "WorkflowResponse", "WorkflowRunner", "create_workflow", "get_workflow", "workflow"]
 
 I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741
@@ -101,8 +103,6 @@ class Workflow(Generic[I, O]):
                     self, input, transaction_id=transaction_id, context=context,
                     throw_on_error=throw_on_error, events=events, result_from=result_from,
                     container=container))
-        from stepwork.engine.runner import execute  # the engine sits above the SDK
-
         return cast(WorkflowResult[O], await execute(
             self._compiled, input, container=container, context=context, transaction_id=transaction_id,
             throw_on_error=throw_on_error, result_from=result_from, events=events))
@@ -250,3 +250,8 @@ def workflow(name_or_config: str | Mapping[str, Any]) -> _WorkflowDecorator:
     if callable(name_or_config):
         raise StepworkError(_INVALID, 'Write @workflow("name"), not a bare @workflow.')
     return _WorkflowDecorator(name_or_config)
+
+
+def get_workflow(name: str) -> Workflow[Any, Any]:
+    """The workflow registered as ``name``; ``StepworkError`` (``not_found``) otherwise."""
+    return cast(Workflow[Any, Any], registry.get_workflow(name))

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepwork.engine import faults, patches
+from stepwork.engine.compiled import CompiledWorkflow, Handler, StepHandler, adapt_arity, is_coroutine_callable
 from stepwork.engine.runner import _TimedOut
 from stepwork.errors import StepworkError
-from stepwork.sdk.handlers import CompiledWorkflow, Handler, StepHandler, adapt_arity, is_coroutine_callable
 from stepwork.sdk.steps import Step
 from stepwork.sdk.workflows import Workflow
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from stepwork.app.container import Container
+from stepwork.container import Container
 from stepwork.engine.engine import WorkflowEngine
-from stepwork.sdk.registry import registered_workflows, unregister_workflow
+from stepwork.engine.registry import registered_workflows, unregister_workflow
 from stepwork.testing.clock import FakeClock
 from stepwork.testing.patching import forget_runs, recording
 

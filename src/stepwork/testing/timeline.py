@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepwork.engine.records import WorkflowExecution
+from stepwork.engine.results import WorkflowResult
 from stepwork.errors import StepworkError
-from stepwork.sdk.results import WorkflowResult
 from stepwork.testing.patching import Recorder, current_recorder
 
 __all__ = ["StepView", "Timeline", "timeline"]

@@ -1,22 +1,38 @@
-"""The process-wide registry of workflows by name; the engine runs workflows by name through it."""
+"""The process-wide registry of workflows by name; the engine runs workflows by name through it.
+
+The registry holds what the composition API built (``stepwork.sdk``'s ``Workflow``) through the
+small protocol below, so the engine never imports the builder.
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from stepwork.engine.compiled import CompiledWorkflow
 from stepwork.errors import StepworkError
 
-if TYPE_CHECKING:
-    from stepwork.sdk.workflows import Workflow
+__all__ = ["Runnable", "get_workflow", "register_workflow", "registered_workflows", "unregister_workflow"]
 
-__all__ = ["get_workflow", "register_workflow", "registered_workflows", "unregister_workflow"]
+
+class Runnable(Protocol):
+    """What the engine needs of a workflow: its name, options and compiled plan."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def options(self) -> Any: ...
+
+    @property
+    def compiled(self) -> CompiledWorkflow: ...
+
 
 _lock = threading.Lock()
-_workflows: dict[str, Workflow[Any, Any]] = {}
+_workflows: dict[str, Any] = {}
 
 
-def register_workflow(workflow: Workflow[Any, Any]) -> None:
+def register_workflow(workflow: Runnable) -> None:
     """Register ``workflow`` under its name.
 
     Defining a name again is allowed with an identical step graph (the new definition's functions
@@ -31,21 +47,29 @@ def register_workflow(workflow: Workflow[Any, Any]) -> None:
         _workflows[workflow.name] = workflow
 
 
-def _graph(workflow: Workflow[Any, Any]) -> list[list[dict[str, Any]]]:
+def _graph(workflow: Runnable) -> list[list[dict[str, Any]]]:
     # The flat stages, not the nested tree: comparing a 1,000-step tree would recurse too deep.
     plan = workflow.compiled.plan
     return [[plan.steps[i].definition for i in stage] for stage in plan.stages]
 
 
-def get_workflow(name: str) -> Workflow[Any, Any]:
+def get_workflow(name: str) -> Any:
     """The workflow registered as ``name``; ``StepworkError`` (``not_found``) otherwise."""
     workflow = _workflows.get(name)
     if workflow is None:
-        raise StepworkError(StepworkError.Types.NOT_FOUND, f'Workflow with id "{name}" not found.')
+        raise StepworkError(StepworkError.Types.NOT_FOUND,
+                            f'Workflow with id "{name}" not found. Import the module that defines it in every '
+                            "process that runs, completes or recovers its executions (the engine finds "
+                            "workflows by name in the process's registry).")
     return workflow
 
 
-def registered_workflows() -> dict[str, Workflow[Any, Any]]:
+def has_workflow(name: str) -> bool:
+    """True if ``name`` is registered in this process."""
+    return name in _workflows
+
+
+def registered_workflows() -> dict[str, Any]:
     """A snapshot of the registry."""
     with _lock:
         return dict(_workflows)

@@ -10,8 +10,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from stepwork.engine.values import LazyNode, ValueSource
 from stepwork.orchestration.definition import Plan, PlanStep
-from stepwork.sdk.references import LazyNode, ValueSource
 
 __all__ = ["CompiledWorkflow", "OneArg", "StepHandler", "adapt_arity", "is_coroutine_callable"]
 

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from stepwork.app.container import Container
+    from stepwork.container import Container
 
 __all__ = ["RunInfo", "StepContext"]
 
