@@ -30,6 +30,9 @@ class StepOptions:
     name: str
     max_retries: int = 0
     retry_interval: float | None = None
+    retry_backoff: float = 1.0
+    retry_max_interval: float | None = None
+    retry_jitter: float = 0.0
     auto_retry: bool = True
     timeout: float | None = None
     is_async: bool = False
@@ -57,6 +60,7 @@ class StepOptions:
 
 _STEP_KEYS = {
     "name": "name", "max_retries": "max_retries", "retry_interval": "retry_interval",
+    "retry_backoff": "retry_backoff", "retry_max_interval": "retry_max_interval", "retry_jitter": "retry_jitter",
     "auto_retry": "auto_retry", "timeout": "timeout", "async": "is_async",
     "compensate_async": "compensate_async", "background_execution": "background_execution",
     "retry_interval_awaiting": "retry_interval_awaiting", "max_awaiting_retries": "max_awaiting_retries",
@@ -65,7 +69,8 @@ _STEP_KEYS = {
     "save_response": "save_response", "thread": "thread",
 }
 _CAMEL = {
-    "max_retries": "maxRetries", "retry_interval": "retryInterval", "auto_retry": "autoRetry",
+    "max_retries": "maxRetries", "retry_interval": "retryInterval", "retry_backoff": "retryBackoff",
+    "retry_max_interval": "retryMaxInterval", "retry_jitter": "retryJitter", "auto_retry": "autoRetry",
     "timeout": "timeout", "is_async": "async", "compensate_async": "compensateAsync",
     "background_execution": "backgroundExecution", "retry_interval_awaiting": "retryIntervalAwaiting",
     "max_awaiting_retries": "maxAwaitingRetries",
@@ -75,7 +80,7 @@ _CAMEL = {
 }
 _BOOL_KEYS = {"auto_retry", "async", "compensate_async", "background_execution",
               "continue_on_permanent_failure", "no_compensation", "save_response", "thread"}
-_SECONDS_KEYS = {"retry_interval", "timeout", "retry_interval_awaiting"}
+_SECONDS_KEYS = {"retry_interval", "timeout", "retry_interval_awaiting", "retry_max_interval"}
 _COUNT_KEYS = {"max_retries", "max_awaiting_retries"}
 
 
@@ -100,6 +105,23 @@ def _seconds(owner: str, key: str, value: object, *, allow_zero: bool) -> float:
         raise StepworkError(_INVALID, f'Option "{key}" of {owner} must be '
                                       f"{'>= 0' if allow_zero else '> 0'} seconds, got {value!r}.")
     return value if isinstance(value, int) else float(value)  # 99999 stays 99999 in stored records
+
+
+def _backoff(owner: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 1:
+        raise StepworkError(_INVALID, f'Option "retry_backoff" of {owner} must be a finite number >= 1 '
+                                      "(the factor each wait grows by after a failed attempt; 1 keeps the "
+                                      f"wait fixed, 2 doubles it), got {value!r}.")
+    return value if isinstance(value, int) else float(value)
+
+
+def _jitter(owner: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= 1:
+        raise StepworkError(_INVALID, f'Option "retry_jitter" of {owner} must be a number from 0 to 1 '
+                                      "(the fraction of each wait that may be cut at random; 0 for exact "
+                                      f"waits), got {value!r}.")
+    return value if isinstance(value, int) else float(value)
 
 
 def check_step_name(name: object) -> None:
@@ -131,6 +153,10 @@ def parse_step_options(name: str, options: Mapping[str, Any], *, base: StepOptio
         elif key in _SECONDS_KEYS:
             if value is not None:
                 value = _seconds(owner, key, value, allow_zero=key == "retry_interval")
+        elif key == "retry_backoff":
+            value = _backoff(owner, value)
+        elif key == "retry_jitter":
+            value = _jitter(owner, value)
         elif key in _COUNT_KEYS:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise StepworkError(_INVALID, f'Option "{key}" of {owner} must be an integer >= 0, '
