@@ -269,3 +269,57 @@ def test_a_plain_test_uses_run_sync_timeline_and_overrides(pytester: pytest.Pyte
     """)
     result = pytester.runpytest_inprocess("-v")
     result.assert_outcomes(passed=1)
+
+
+# -- without pytest-asyncio ------------------------------------------------------------------------
+# `pip install stepwork pytest` leaves pytest-asyncio out: the engine fixtures cannot run, and the tests
+# using them must say so, not fail at collection with "function uses no argument 'stepwork_backend'".
+
+WITHOUT_ASYNCIO_TESTS = """
+    from stepwork import create_step, create_workflow
+
+    add = create_step("plugin-no-asyncio-add", lambda n: n + 1)
+    adding = create_workflow("plugin-no-asyncio-adding", lambda n: add(n))
+
+    async def test_async_with_the_engine(stepwork_engine, stepwork_clock):
+        await stepwork_engine.run(adding, 1)
+
+    def test_sync_with_the_file_engine(stepwork_sqlite_engine):
+        pass
+
+    def test_without_an_engine():
+        assert adding.run_sync(1).result == 2
+"""
+
+
+def _assert_says_pytest_asyncio_is_missing(result: pytest.RunResult) -> None:
+    output = result.stdout.str() + result.stderr.str()
+    assert _outcomes_by_test(output) == {
+        "test_async_with_the_engine[stepwork-memory]": "ERROR",
+        "test_sync_with_the_file_engine": "ERROR",
+        "test_without_an_engine": "PASSED",
+    }, output
+    from stepwork.testing.plugin import NEEDS_ASYNCIO
+
+    assert output.count(NEEDS_ASYNCIO) >= 2, output  # once per test using an engine fixture
+    assert 'pip install "stepwork[testing]"' in NEEDS_ASYNCIO
+    for confusing in ("uses no argument", "not natively supported", "requested async fixture"):
+        assert confusing not in output, output
+
+
+def test_without_pytest_asyncio_enabled_the_engine_tests_say_it_is_missing(pytester: pytest.Pytester) -> None:
+    """pytest-asyncio installed but disabled (``-p no:asyncio``): each test using an engine fixture
+    errors at setup with the plugin's message; the others run."""
+    _project(pytester, WITHOUT_ASYNCIO_TESTS)
+    result = pytester.runpytest_inprocess("-v", "-p", "no:asyncio")
+    _assert_says_pytest_asyncio_is_missing(result)
+
+
+def test_without_pytest_asyncio_installed_the_engine_tests_say_it_is_missing(pytester: pytest.Pytester) -> None:
+    """pytest-asyncio not importable at all (a shadowing package raises ImportError; ``-p no:asyncio``
+    keeps pytest from loading its entry point): the same message, not a collection error."""
+    _project(pytester, WITHOUT_ASYNCIO_TESTS)
+    pytester.mkpydir("pytest_asyncio").joinpath("__init__.py").write_text(
+        'raise ImportError("No module named \'pytest_asyncio\' (simulated)")\n')
+    result = pytester.runpytest_subprocess("-v", "-p", "no:asyncio")
+    _assert_says_pytest_asyncio_is_missing(result)

@@ -13,8 +13,11 @@ Fixtures:
   Workflows defined during a test are unregistered after it.
 - ``stepwork_sqlite_engine``: the same on a SQLite file in the test's temporary directory.
 
-They serve ``async def`` tests run by pytest-asyncio. Plain tests can run workflows with
-``wf.run_sync(...)`` (in memory) and use ``override_steps``, ``fail_step`` and ``timeline`` there too.
+They serve ``async def`` tests run by pytest-asyncio (``pip install "stepwork[testing]"`` brings pytest
+and pytest-asyncio). Without pytest-asyncio installed and enabled, every test using an engine fixture
+fails at setup with a message saying so (see ``pytest_runtest_setup``). Plain tests can run workflows
+with ``wf.run_sync(...)`` (in memory) and use ``override_steps``, ``fail_step`` and ``timeline`` there
+too.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -39,6 +42,10 @@ except ImportError:  # pragma: no cover - the engine fixtures then say what is m
 
 _PG_ENV = "STEPWORK_TEST_POSTGRES_URL"
 _POLL = 3600.0  # the background loop stays out of the way: the test's clock fires timers
+_ENGINE_FIXTURES = frozenset({"stepwork_engine", "stepwork_sqlite_engine"})
+NEEDS_ASYNCIO = ("stepwork's engine fixtures (stepwork_engine, stepwork_sqlite_engine) need pytest-asyncio, "
+                 "which is not installed or not enabled (-p no:asyncio): "
+                 'pip install "stepwork[testing]" (or: pip install pytest-asyncio)')
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,9 +90,25 @@ async def _engine(url: str, clock: FakeClock, *, clear: bool = False) -> AsyncIt
         forget_runs()
 
 
-def _require_asyncio() -> None:
+def _asyncio_enabled(config: pytest.Config) -> bool:
+    """Whether pytest-asyncio is installed and its plugin active in this run."""
     if pytest_asyncio is None:
-        raise pytest.UsageError("stepwork's engine fixtures need pytest-asyncio: pip install pytest-asyncio")
+        return False
+    from pytest_asyncio import plugin as asyncio_plugin
+
+    return config.pluginmanager.has_plugin("asyncio") or config.pluginmanager.is_registered(asyncio_plugin)
+
+
+def _missing_asyncio() -> NoReturn:
+    pytest.fail(NEEDS_ASYNCIO, pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Without pytest-asyncio, a test using an engine fixture fails here, saying so, before pytest sets
+    up the async fixture (or calls the async test) and fails with a message that does not say why."""
+    if _ENGINE_FIXTURES.intersection(getattr(item, "fixturenames", ())) and not _asyncio_enabled(item.config):
+        _missing_asyncio()
 
 
 if pytest_asyncio is not None:
@@ -103,11 +126,12 @@ if pytest_asyncio is not None:
         """A started engine on a SQLite file in the test's temporary directory."""
         async for engine in _engine(f"sqlite:///{tmp_path / 'stepwork.db'}", stepwork_clock):
             yield engine
-else:  # pragma: no cover
+else:  # pragma: no cover - pytest_runtest_setup fails the tests using them first
+    # The same names and parameters (stepwork_backend is parametrized by pytest_generate_tests).
     @pytest.fixture
-    def stepwork_engine() -> Any:
-        _require_asyncio()
+    def stepwork_engine(stepwork_clock: FakeClock, stepwork_backend: str) -> Any:
+        _missing_asyncio()
 
     @pytest.fixture
-    def stepwork_sqlite_engine() -> Any:
-        _require_asyncio()
+    def stepwork_sqlite_engine(stepwork_clock: FakeClock, tmp_path: Path) -> Any:
+        _missing_asyncio()
