@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from stepwork.engine.engine import WorkflowEngine
+from stepwork.engine.recovery import recover_orphans
 from tests.engine import crash_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,7 +178,7 @@ async def test_zombie_owner_loses_the_execution_and_its_late_writes_are_rejected
         while not calls:
             await asyncio.sleep(0.01)
         clock_b.advance(10)  # from B's point of view A's lease has expired
-        await b._recover_orphans()
+        await recover_orphans(b)
         [row] = await b.list_workflow_executions({"workflow_id": wf_name})
         assert row.state == "done"
         gate.set()

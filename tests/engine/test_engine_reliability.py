@@ -786,7 +786,7 @@ async def test_r29_cancel_from_another_engine_racing_a_run_compensates_every_ste
     run = asyncio.create_task(a.run(wf, 1, transaction_id="tx"))
     await started.wait()
     cancel = asyncio.create_task(b.cancel(wf_name, "tx"))
-    await eventually(lambda: b._busy(wf_name, "tx"))
+    await eventually(lambda: b.busy(wf_name, "tx"))
     await asyncio.sleep(0.05)  # opens the race window: B has read the execution and waits for A's lease
     gate.set()
     first = await run

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from stepwork import StepworkError, create_step, create_workflow
-from stepwork.engine.runner import EVENT_TYPES
+from stepwork.engine.run_events import EVENT_TYPES
 
 ALL_EVENTS = ("on_begin", "on_resume", "on_step_begin", "on_step_success", "on_step_failure", "on_step_awaiting",
               "on_compensate_begin", "on_compensate_step_success", "on_compensate_step_failure", "on_timeout",

@@ -58,14 +58,19 @@ class OneArg:
 class StepHandler:
     """The executable side of one step."""
 
-    __slots__ = ("compensate", "compensate1", "compensate_is_coro", "conditions", "fast", "invoke", "invoke1",
+    __slots__ = ("async_in_definition", "compensate", "compensate1", "compensate_is_coro", "conditions", "fast",
+                 "invoke", "invoke1",
                  "invoke_is_coro", "kind", "name", "output_type", "pre", "raw_invoke", "read_input", "step")
 
     def __init__(self, step: PlanStep, invoke: Handler, invoke_is_coro: bool,
                  compensate: Handler | None, compensate_is_coro: bool,
                  read_input: Callable[[ValueSource], Any], pre: tuple[LazyNode, ...],
-                 conditions: tuple[LazyNode, ...], kind: str, raw_invoke: Callable[..., Any] | None = None) -> None:
+                 conditions: tuple[LazyNode, ...], kind: str, raw_invoke: Callable[..., Any] | None = None,
+                 async_in_definition: bool | None = None) -> None:
         self.step = step
+        # ``async`` given where the step was created (not only at its call site): a StepResponse
+        # returned by its invoke then completes it (Medusa's inference).
+        self.async_in_definition = step.options.is_async if async_in_definition is None else async_in_definition
         self.raw_invoke = raw_invoke if raw_invoke is not None else invoke
         self.output_type: Any = UNKNOWN  # the annotated output type, found when first needed
         self.name = step.name

@@ -1,4 +1,4 @@
-"""Scheduled workflows: the next tick of a schedule, and the transaction id of a tick.
+"""Scheduled workflows: their timers, the next tick of a schedule, and the transaction id of a tick.
 
 A schedule is a durable timer row (``schedule:{workflow}``) shared by every engine on the database:
 whichever engine claims it moves it to the next tick first, then runs the workflow with a
@@ -8,10 +8,21 @@ transaction id made from the workflow and the tick, so a tick runs once.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["next_tick", "tick_iso", "tick_transaction_id", "timer_id"]
+from stepwork.engine.registry import get_workflow, registered_workflows
+from stepwork.errors import StepworkError
+from stepwork.storage.base import ListQuery, TimerRow
+from stepwork.storage.query import normalize_filters, normalize_order
+
+if TYPE_CHECKING:
+    from stepwork.engine.engine import WorkflowEngine
+
+__all__ = ["arm_schedules", "fire_schedule", "next_tick", "tick_iso", "tick_transaction_id", "timer_id"]
+
+logger = logging.getLogger("stepwork.engine")
 
 
 def next_tick(schedule: dict[str, Any], after: float) -> float:
@@ -41,3 +52,58 @@ def tick_transaction_id(workflow_id: str, tick: float) -> str:
 def timer_id(workflow_id: str) -> str:
     """The id of a workflow's schedule timer."""
     return f"schedule:{workflow_id}"
+
+
+async def arm_schedules(engine: WorkflowEngine) -> None:
+    """Make sure every registered scheduled workflow has its timer (once per workflow)."""
+    for name, workflow in registered_workflows().items():
+        schedule = workflow.options.schedule
+        if schedule is None or name in engine.scheduled:
+            continue
+        due = next_tick(schedule, engine.clock.time())
+        await engine.store.add_timer(TimerRow(timer_id(name), name, "", "", "schedule", due, None, {"count": 0}),
+                                     replace=False)
+        engine.scheduled.add(name)
+
+
+async def fire_schedule(engine: WorkflowEngine, timer: TimerRow) -> None:
+    """A schedule's tick: move its timer to the next tick first, then run the workflow once for it."""
+    try:
+        workflow = get_workflow(timer.workflow_id)
+    except StepworkError:
+        logger.warning("Tried to execute a scheduled workflow with ID %s that does not exist, removing it from "
+                       "the scheduler.", timer.workflow_id)
+        await engine.store.delete_timer(timer.id)
+        return
+    schedule = workflow.options.schedule
+    if schedule is None:
+        await engine.store.delete_timer(timer.id)
+        return
+    tick = timer.due_at
+    count = int(timer.data.get("count", 0))
+    limit = schedule.get("number_of_executions")
+    run_it = True
+    if schedule.get("concurrency", "forbid") == "forbid":
+        running = await engine.store.list_rows(ListQuery(normalize_filters(
+            {"workflow_id": workflow.name, "state": ["not_started", "invoking", "waiting_to_compensate",
+                                                     "compensating"]}), 0, 1, normalize_order(None), False))
+        run_it = running[1] == 0
+    if run_it:
+        count += 1
+    # Move the timer on first, so that no other engine runs this tick again.
+    if limit is not None and count >= limit:
+        await engine.store.delete_timer(timer.id)
+    else:
+        due = next_tick(schedule, max(tick, engine.clock.time()))
+        await engine.store.add_timer(TimerRow(timer.id, timer.workflow_id, "", "", "schedule", due, None,
+                                              {"count": count}))
+    if not run_it:
+        logger.info("Skipped tick %s of %s: its previous run is still running (concurrency \"forbid\").",
+                    tick_iso(tick), workflow.name)
+        return
+    try:
+        await engine.run(workflow, {"scheduled_for": tick_iso(tick)},
+                         transaction_id=tick_transaction_id(workflow.name, tick), throw_on_error=False)
+    except StepworkError as exc:
+        if exc.type != StepworkError.Types.CONFLICT:
+            raise

@@ -166,7 +166,7 @@ class WorkflowBuilder:
                 handlers.append(StepHandler(
                     plan.steps[entry.index], entry.invoke, entry.invoke_is_coro, entry.compensate,
                     entry.compensate_is_coro, compiled.read, tuple(compiled.lazy), entry.conditions,
-                    entry.kind, entry.raw_invoke))
+                    entry.kind, entry.raw_invoke, async_in_definition=entry.base.is_async))
         compiled_result = compile_value(result)
         return CompiledWorkflow(plan, tuple(handlers), compiled_result.read, tuple(compiled_result.lazy))
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 from stepwork.container import Container, Modules
 from stepwork.engine import registry
 from stepwork.engine.compiled import CompiledWorkflow
+from stepwork.engine.in_memory import execute
 from stepwork.engine.registry import register_workflow
 from stepwork.engine.results import WorkflowResult
-from stepwork.engine.runner import execute
 from stepwork.engine.step_response import UNSET, StepResponse
 from stepwork.errors import StepworkError
 from stepwork.orchestration.definition import WorkflowOptions, parse_step_options, parse_workflow_options

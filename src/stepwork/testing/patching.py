@@ -17,7 +17,7 @@ from typing import Any
 
 from stepwork.engine import faults, patches
 from stepwork.engine.compiled import CompiledWorkflow, Handler, StepHandler, adapt_arity, is_coroutine_callable
-from stepwork.engine.runner import _TimedOut
+from stepwork.engine.step_calls import TimedOut as _TimedOut
 from stepwork.errors import StepworkError
 from stepwork.sdk.steps import Step
 from stepwork.sdk.workflows import Workflow
@@ -56,7 +56,8 @@ def _replace(h: StepHandler, *, invoke: Handler | None = None, invoke_is_coro: b
                       h.invoke_is_coro if invoke_is_coro is None else invoke_is_coro,
                       compensate if compensate is not None else h.compensate,
                       h.compensate_is_coro if compensate_is_coro is None else compensate_is_coro,
-                      h.read_input, h.pre, h.conditions, h.kind, raw_invoke or h.raw_invoke)
+                      h.read_input, h.pre, h.conditions, h.kind, raw_invoke or h.raw_invoke,
+                      async_in_definition=h.async_in_definition)
     new.fast = False  # changed steps go through the general path (timeouts, recording)
     new.invoke1 = None
     new.compensate1 = None

@@ -1,0 +1,180 @@
+"""The checkpointer of a stored run: what the one run loop writes, and when.
+
+A run in memory has no checkpointer. A stored run's checkpointer writes each step start before
+the step's code runs, together with the previous step's result (one commit per step boundary),
+keeps the encoded values of finished steps, arms durable timers (retry waits, step timeouts,
+awaiting retries, the workflow's timeout) and writes the end: one fenced write, or a delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from stepwork.engine.faults import fault_point
+from stepwork.engine.persistence import progress_of, progress_tail, safe_jsonable, step_row
+from stepwork.orchestration.states import StepState
+from stepwork.storage.base import ExecutionRow, FinishData, TimerRow
+from stepwork.storage.serialization import encode
+
+if TYPE_CHECKING:
+    from stepwork.engine.compiled import StepHandler
+    from stepwork.engine.context import StepContext
+    from stepwork.engine.engine import WorkflowEngine
+    from stepwork.engine.run import Run
+
+__all__ = ["StoredCheckpointer"]
+
+
+class StoredCheckpointer:
+    """Writes one run's checkpoints to the engine's store, fenced by version and lease owner."""
+
+    __slots__ = ("context_json", "dirty", "enc_comp", "enc_out", "engine", "execution_id", "flush_lock",
+                 "pending_row", "retention_time", "run", "stored_progress", "stored_state", "version")
+
+    def __init__(self, engine: WorkflowEngine, run: Run, execution_id: str) -> None:
+        self.engine = engine
+        self.run = run
+        self.execution_id = execution_id
+        self.flush_lock: asyncio.Lock | None = None
+        self.version = 0
+        self.dirty: set[int] = set()
+        self.enc_out: dict[int, str | None] = {}
+        self.enc_comp: dict[int, str | None] = {}
+        self.retention_time = run.compiled.plan.options.retention_time
+        self.context_json: Any = None
+        self.pending_row: ExecutionRow | None = None  # a new execution, inserted by its first checkpoint
+        self.stored_progress: str | None = None  # the progress text written last
+        self.stored_state = "not_started"
+
+    # -- what the run loop calls ------------------------------------------------------------------
+
+    async def step_started(self, i: int) -> None:
+        """Step ``i`` (or its compensation) is about to be called: commit that first."""
+        name = self.run.handlers[i].name
+        fault_point("checkpoint.before", name)
+        self.dirty.add(i)
+        txn = self.run.txn
+        opts = self.run.handlers[i].step.options
+        if opts.timeout is not None and txn.attempts[i] == 1 and txn.inv_state[i] is StepState.INVOKING and (
+                opts.is_async or opts.retry_interval or not opts.auto_retry):
+            # The step may wait outside any call (for its completion, a retry): a durable timer ends it.
+            await self.arm(i, opts.timeout, "step_timeout")
+        await self.flush()
+        fault_point("checkpoint.after", name)
+
+    async def step_settled(self, i: int) -> None:
+        """Step ``i`` succeeded, failed or waits: keep it for the next commit (now, in a parallel stage)."""
+        self.dirty.add(i)
+        run = self.run
+        txn = run.txn
+        if txn.waiting[i] and txn.inv_state[i] is StepState.INVOKING:
+            opts = run.handlers[i].step.options
+            interval = opts.retry_interval_awaiting
+            cap = opts.max_awaiting_retries
+            if interval and (cap is None or txn.attempts[i] < cap):
+                await self.arm(i, interval, "awaiting_retry")
+        plan = run.compiled.plan
+        if len(plan.stages[plan.steps[i].stage]) > 1:
+            await self.flush()  # a parallel sibling may run on for long: keep this result safe now
+
+    def encode(self, i: int, output: Any, comp: Any) -> None:
+        """Encode a step's values now, so a value that cannot be stored fails the step (it is raised
+        inside the step's error handling) before anything is written."""
+        name = self.run.handlers[i].name
+        save = self.run.compiled.plan.save_response[i]
+        self.enc_out[i] = encode(output, f'The output of step "{name}"') if save and output is not None else None
+        self.enc_comp[i] = None if comp is None else encode(comp, f'The compensation input of step "{name}"')
+
+    async def arm_retry(self, i: int, delay: float, kind: str) -> None:
+        """A retry (or compensation retry) of step ``i`` in ``delay`` seconds, on a durable timer."""
+        self.run.txn.retry_at[i] = await self.arm(i, delay, kind)
+        self.dirty.add(i)
+
+    async def arm(self, i: int | None, delay: float, kind: str) -> float:
+        """A durable timer ``kind`` for step ``i`` in ``delay`` seconds; its id makes it unique per attempt."""
+        engine = self.engine
+        due = engine.clock.time() + delay
+        attempt = self.run.txn.attempts[i] if i is not None else 0
+        k = self.run.key
+        await engine.store.add_timer(TimerRow(f"{kind}:{k.workflow_id}:{k.transaction_id}:{k.run_id}:{i}:{attempt}",
+                                              k.workflow_id, k.transaction_id, k.run_id, kind, due, i))
+        return due
+
+    async def start_background(self, h: StepHandler, value: Any, ctx: StepContext) -> None:
+        """A ``background_execution`` step: its invoke runs in a task of the engine's."""
+        await self.engine.start_background(self.run, h, value, ctx)
+
+    async def suspend(self) -> None:
+        """The run waits (a timer, a completion): write where it is and give the lease back."""
+        await self.flush(release=True)
+
+    async def finished(self) -> None:
+        """The run reached its end: one last fenced write (or a delete, without retention)."""
+        # The records are assembled on read from the initial ones, the progress and the step rows, so
+        # finishing writes no more than any other checkpoint. A nested run is kept while its parent
+        # may still revert it: the parent's finish decides.
+        run = self.run
+        nested = run.parent_step_idempotency_key is not None
+        await self.flush(finish=FinishData(delete=self.retention_time is None and not nested))
+        if run.children:
+            engine = self.engine
+            await engine.store.finish_children(run.children, self.retention_time, engine.clock.time())
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def progress(self) -> str:
+        """The stored transaction-wide state (JSON text)."""
+        run = self.run
+        if self.context_json is None:
+            self.context_json = progress_tail(run.txn, safe_jsonable(run.context, "The run context"))
+        text = progress_of(run.txn, self.context_json)
+        if run.children:  # the nested executions this run started (its finish settles them)
+            keys = json.dumps([[k.workflow_id, k.transaction_id, k.run_id] for k in run.children])
+            text = f'{text[:-1]},"children":{keys}}}'
+        return text
+
+    async def flush(self, *, release: bool = False, finish: FinishData | None = None) -> None:
+        """Write what changed since the last checkpoint, in one commit (fenced by version and owner).
+
+        Parallel steps checkpoint one after the other: each write is fenced on the version the
+        previous one produced.
+        """
+        if self.flush_lock is None:
+            self.flush_lock = asyncio.Lock()
+        async with self.flush_lock:
+            await self._flush(release=release, finish=finish)
+
+    async def _flush(self, *, release: bool, finish: FinishData | None) -> None:
+        txn = self.run.txn
+        rows = [step_row(txn, i, self.enc_out.get(i), self.enc_comp.get(i)) for i in sorted(self.dirty)]
+        self.dirty.clear()
+        engine = self.engine
+        now = engine.clock.time()
+        state = txn.state.value
+        pending = self.pending_row
+        if pending is not None:
+            # A new execution: the row and its first checkpoint go in one commit. A second start
+            # with the same transaction id fails here, before any step's code has run.
+            pending.state = state
+            pending.progress = self.progress()
+            pending.updated_at = now
+            self.pending_row = None
+            await engine.store.insert(pending, rows)
+            self.stored_state = state
+            self.stored_progress = pending.progress
+            if not release and finish is None:
+                return
+            rows = []
+        changed = state != self.stored_state or release or finish is not None
+        progress = self.progress()
+        same_progress = progress == self.stored_progress and not changed
+        if same_progress and not rows:
+            return  # nothing to write
+        self.version = await engine.store.write(
+            self.run.key, engine.owner, self.version, state=state if changed else None,
+            progress=None if same_progress else progress, steps=rows,
+            lease_until=None if release else now + engine.lease_ttl, finish=finish, now=now)
+        self.stored_state = state
+        self.stored_progress = progress

@@ -1,0 +1,62 @@
+"""The end of a run call: the result resolved, ``on_finish`` told, and the error a failed run raises."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from stepwork.engine.results import WorkflowResult
+from stepwork.engine.run_events import emit
+from stepwork.errors import StepworkError
+from stepwork.orchestration.states import TransactionState
+from stepwork.orchestration.transaction import StepFailure, Transaction
+
+if TYPE_CHECKING:
+    from stepwork.engine.run import Run
+
+__all__ = ["error_to_raise", "finish"]
+
+_FAILED_STATES = (TransactionState.FAILED, TransactionState.REVERTED)
+
+
+def error_to_raise(txn: Transaction, handler_type: str = "invoke") -> BaseException:
+    """The error a failed run raises: its first error, as the original exception when there is one."""
+    failures = [e for e in txn.errors if e.handler_type == handler_type] or txn.errors
+    if not failures:
+        return StepworkError(StepworkError.Types.UNEXPECTED_STATE,
+                             f'Workflow "{txn.plan.workflow_id}" ended "{txn.state}" without a recorded error.')
+    first = failures[0]
+    if first.exception is not None:
+        return first.exception
+    record = first.error
+    err = StepworkError(str(record.get("type") or StepworkError.Types.UNEXPECTED_STATE),
+                        str(record.get("message", "")))
+    # Raised in another process (or stored): the original class is gone, its record is carried.
+    err.name = str(record.get("name", "Error"))
+    err.stack = str(record.get("stack", ""))
+    err.action = first.action
+    return err
+
+
+async def finish(run: Run, *, throw_on_error: bool, result_from: str | None,
+                 notify: bool = True) -> WorkflowResult[Any]:
+    """Resolve the result of a run that stopped, tell ``on_finish`` if it finished (and ``notify``:
+    a replay of a finished execution is not a new finish) and raise if asked to."""
+    txn = run.txn
+    try:
+        compiled = run.compiled
+        if result_from is None and not compiled.result_pre:
+            result = compiled.read_result(run)
+        else:
+            result = await run.resolve_result(result_from)
+    except Exception as exc:
+        txn.errors.append(StepFailure(None, "invoke", exc))
+        result = None
+        if throw_on_error:
+            raise
+    out: WorkflowResult[Any] = WorkflowResult(result, txn, run.parent_step_idempotency_key)
+    if notify and run.listeners and txn.is_finished:  # a run that stopped to wait has not finished
+        await emit(run, "on_finish", state=txn.state.value, result=result,
+                   errors=[e.to_dict() for e in txn.errors])
+    if throw_on_error and txn.state in _FAILED_STATES:
+        raise error_to_raise(txn)
+    return out

@@ -1,0 +1,67 @@
+"""Recovery and leases: executions whose owner stopped are taken over; this engine's leases are
+renewed for the runs it is driving, and only those."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from stepwork.engine.outcome import finish
+from stepwork.engine.registry import get_workflow
+from stepwork.engine.stored_runs import FINISHED, load
+from stepwork.storage.base import ExecutionKey
+
+if TYPE_CHECKING:
+    from stepwork.engine.engine import WorkflowEngine
+
+__all__ = ["recover_orphans", "renew_leases"]
+
+logger = logging.getLogger("stepwork.engine")
+
+
+async def recover_orphans(engine: WorkflowEngine, *, wait: bool = True) -> None:
+    """Take over the unfinished executions whose owner's lease expired."""
+    async def recover_one(key: ExecutionKey) -> None:
+        try:
+            await _recover(engine, key)
+        except Exception:
+            logger.exception("Recovery of %s/%s failed; it is tried again later.", key.workflow_id,
+                             key.transaction_id)
+    keys = await engine.store.orphans(engine.clock.time(), 100)
+    if wait:
+        await asyncio.gather(*[recover_one(k) for k in keys])
+    else:
+        for k in keys:
+            engine.track(recover_one(k), f"stepwork-recover-{k.transaction_id}")
+
+
+async def _recover(engine: WorkflowEngine, key: ExecutionKey) -> None:
+    if engine.busy(key.workflow_id, key.transaction_id):
+        return  # this process is on it already (an earlier poll's recovery still runs)
+    async with engine.locked(key.workflow_id, key.transaction_id):
+        row = await engine.store.get(key)
+        if row is None or row.state in FINISHED:
+            return
+        now = engine.clock.time()
+        version = await engine.store.acquire(key, engine.owner, now + engine.lease_ttl, now)
+        if version is None:
+            return
+        logger.info("Recovering execution %s of %s (its owner %s stopped).", row.transaction_id,
+                    row.workflow_id, row.lease_owner)
+        run = await load(engine, get_workflow(key.workflow_id).compiled, row, version)
+        run.reason = "recovery"
+        await engine.drive(run)
+        await finish(run, throw_on_error=False, result_from=None)
+
+
+async def renew_leases(engine: WorkflowEngine) -> None:
+    """Extend the leases of the runs this engine is driving, and push on its background steps' timers."""
+    now = engine.clock.time()
+    await engine.store.renew(engine.owner, now + engine.lease_ttl)
+    for timer in list(engine.background_timers.values()):  # background steps still running here
+        timer.due_at = now + 2 * engine.lease_ttl
+        await engine.store.add_timer(timer)
+    fold = getattr(engine.store, "fold_wal", None)  # SQLite: keep the write-ahead log short
+    if fold is not None:
+        await fold()

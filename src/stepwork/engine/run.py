@@ -1,0 +1,422 @@
+"""The run: one execution being driven, and the one loop that drives it.
+
+Every execution goes through :meth:`Run.drive`, in memory or stored, fresh or resumed: what
+differs is the checkpointer it is given (``None`` in memory: nothing to write) and the nested-run
+backend (children kept in memory, or stored). The loop starts from whatever state the
+transaction is in, runs the stages forward, compensates when a failure asks for it, and stops
+where something must be waited for (a stored run then writes where it is and gives its lease
+back).
+
+Sequential plain-function steps of a run in memory are called inline (no task per step: a task
+per step alone costs more than the rest of the step together); only parallel stages use
+``asyncio.gather``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from stepwork.container import Container
+from stepwork.engine import patches
+from stepwork.engine.context import StepContext
+from stepwork.engine.run_events import emit
+from stepwork.engine.step_calls import PLAIN, SUSPEND, StepCalls, TimedOut
+from stepwork.engine.step_response import _SKIP, StepResponse
+from stepwork.engine.values import clone, ensure
+from stepwork.errors import StepTimeoutError, StepworkError, TransactionTimeoutError
+from stepwork.orchestration.states import FORWARD_STEP_STATES, StepState, StepStatus, TransactionState
+from stepwork.orchestration.transaction import FailureOutcome, StepFailure, Transaction
+from stepwork.storage.base import ExecutionKey
+
+if TYPE_CHECKING:
+    from stepwork.engine.checkpoint import StoredCheckpointer
+    from stepwork.engine.compiled import CompiledWorkflow, StepHandler
+
+__all__ = ["NestedRuns", "Run"]
+
+_X = TransactionState
+_NOT_STARTED = StepState.NOT_STARTED
+_RETRY = FailureOutcome.RETRY
+_ALL_DONE: Any = object()
+_CONTINUE: Any = object()
+
+
+class NestedRuns(Protocol):
+    """Where a run's nested workflows run: in memory, or stored by the engine."""
+
+    async def run_child(self, parent: Run, compiled: CompiledWorkflow, value: Any, ctx: StepContext) -> Any:
+        """Run the child of step ``ctx.step_name``: its ``StepResponse``, or ``WAITING`` if it waits."""
+        ...
+
+    async def revert_child(self, parent: Run, key: ExecutionKey) -> None:
+        """Compensate the child ``key`` (nothing if it did not finish ``done``)."""
+        ...
+
+
+class Run(StepCalls):
+    """One execution being driven: the transaction, its resolver state and the run-wide facts."""
+
+    __slots__ = (
+        "_container", "after_resume", "check_storable", "children", "compiled", "context", "cp", "deadline",
+        "event_group_id", "fast", "handlers", "inflight", "inline", "key", "listeners", "memo", "nested", "now",
+        "outputs", "parent_step_idempotency_key", "payload", "reason", "reason_step", "run_id", "transaction_id",
+        "txn", "workflow_id",
+    )
+
+    def __init__(self, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str, run_id: str,
+                 container: Container | None, context: dict[str, Any], event_group_id: str,
+                 parent_step_idempotency_key: str | None = None, listeners: Any = None,
+                 nested: NestedRuns | None = None, now: Callable[[], float] = time.time) -> None:
+        self.compiled = compiled
+        self.handlers: tuple[StepHandler, ...] = compiled.handlers
+        patcher = patches.current()
+        if patcher is not None:  # a test changed what some steps do (stepwork.testing)
+            self.handlers = patcher(compiled, transaction_id) or compiled.handlers
+        self.workflow_id = compiled.name
+        self.transaction_id = transaction_id
+        self.run_id = run_id
+        self.key = ExecutionKey(compiled.name, transaction_id, run_id)
+        self._container = container
+        self.context = context
+        self.event_group_id = event_group_id
+        self.parent_step_idempotency_key = parent_step_idempotency_key
+        self.listeners: Any = listeners or {}
+        metadata: dict[str, Any] = {"eventGroupId": event_group_id}
+        if parent_step_idempotency_key is not None:
+            metadata["parentStepIdempotencyKey"] = parent_step_idempotency_key
+        self.txn = Transaction(compiled.plan, transaction_id, run_id, payload, metadata)
+        self.payload = payload
+        self.outputs = self.txn.outputs
+        self.memo: dict[int, Any] = {}
+        self.inflight: dict[int, asyncio.Future[None]] | None = None
+        self.deadline: float | None = None
+        self.now = now  # the wall clock (an engine's clock for engine runs)
+        self.cp: StoredCheckpointer | None = None
+        self.nested = nested
+        self.children: list[ExecutionKey] = []  # the nested executions this run started
+        self.check_storable = False  # a stored workflow run in memory refuses what cannot be stored
+        self.fast = False
+        self.after_resume: list[tuple[str, dict[str, Any]]] = []  # events of what resumed it
+        self.reason: str | None = None       # why a stored run is resumed: "run", "recovery", a timer kind
+        self.reason_step: int | None = None  # the step a timer was for
+        self.inline = False  # driven from inside its parent's step call (a nested run)
+
+    @property
+    def container(self) -> Container:
+        """The run's container (an empty one, made on first use, when none was given)."""
+        if self._container is None:
+            self._container = Container()
+        return self._container
+
+    @property
+    def finished(self) -> bool:
+        """True once the transaction reached ``done``, ``reverted`` or ``failed``."""
+        return self.txn.is_finished
+
+    @property
+    def reverted(self) -> bool:
+        """True once the transaction ended ``reverted``."""
+        return self.txn.state is TransactionState.REVERTED
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def drive(self) -> None:
+        """Advance as far as possible: to a finished state, or to a point that waits for something."""
+        txn = self.txn
+        cp = self.cp
+        listeners = self.listeners
+        if txn.state is _X.NOT_STARTED:
+            txn.begin(self.now())
+            timeout = self.compiled.plan.options.timeout
+            if timeout is not None and cp is not None:
+                await cp.arm(None, timeout, "transaction_timeout")
+            if listeners:
+                await emit(self, "on_begin")
+        elif listeners:
+            await emit(self, "on_resume")
+            for event, fields in self.after_resume:  # what resumed it: a completion from outside
+                await emit(self, event, **fields)
+        self.after_resume = []
+        self._set_deadline()
+        self.fast = cp is None and not listeners and self.deadline is None
+        reason = self.reason
+        self.reason = None
+        if reason is not None:
+            await self._apply_timer(reason, self.reason_step)
+        while True:
+            state = txn.state
+            if state is _X.INVOKING and not txn.failing:
+                outcome = await self._advance(reason)
+                reason = None
+                if outcome is SUSPEND:
+                    if cp is not None:
+                        await cp.suspend()
+                    return
+                if outcome is _ALL_DONE:
+                    txn.finish_invoking()
+                    break
+                continue
+            if state is _X.INVOKING:  # a failure asks for compensation
+                await self.begin_compensation(StepworkError(
+                    StepworkError.Types.NOT_ALLOWED, "The workflow is compensating: this waiting step was failed."))
+                if cp is not None:
+                    await cp.flush()
+                continue
+            if state is _X.WAITING_TO_COMPENSATE:
+                txn.state = _X.COMPENSATING
+                continue
+            if state is _X.COMPENSATING:
+                if await self._advance_compensation() is SUSPEND:
+                    if cp is not None:
+                        await cp.suspend()
+                    return
+                txn.finish_compensating()
+            break
+        if cp is not None:
+            await cp.finished()
+
+    async def begin_compensation(self, why: StepworkError, *, cancel: bool = False) -> None:
+        """Start compensating. An async step still waiting for its completion is failed now, with
+        ``why``: it is then compensated with the others instead of being left running."""
+        txn = self.txn
+        for j in txn.running_steps():
+            if txn.waiting[j]:
+                txn.fail_waiting(j, why, permanent=True)
+                if self.cp is not None:
+                    self.cp.dirty.add(j)
+        if cancel:
+            txn.failing = False
+        txn.begin_compensation(self.now(), cancel=cancel)
+        if self.listeners:
+            await emit(self, "on_compensate_begin")
+
+    async def _apply_timer(self, reason: str, i: int | None) -> None:
+        """What a fired timer means before the run goes on."""
+        txn = self.txn
+        dirty = self.cp.dirty if self.cp is not None else set()
+        if reason == "transaction_timeout" and txn.state is _X.INVOKING and not txn.failing:
+            txn.timed_out_at = self.now()
+            if self.listeners:
+                await emit(self, "on_timeout")
+            for j in txn.running_steps():
+                txn.waiting[j] = False
+                await self._invoke_failed(j, TransactionTimeoutError(), timed_out=TimedOut(True))
+                dirty.add(j)
+            if not txn.failing:
+                txn.failing = True
+                txn.errors.append(StepFailure(None, "invoke", TransactionTimeoutError()))
+        elif reason == "step_timeout" and i is not None and txn.inv_state[i] is StepState.INVOKING:
+            opts = self.handlers[i].step.options
+            txn.waiting[i] = False
+            await self._invoke_failed(i, StepTimeoutError(f'Step "{self.handlers[i].name}" exceeded its timeout of '
+                                                          f"{opts.timeout} seconds."), timed_out=TimedOut(False))
+            dirty.add(i)
+        elif (reason in ("awaiting_retry", "background") and i is not None and txn.waiting[i]
+              and txn.inv_state[i] is StepState.INVOKING):
+            # Re-invoke: an awaiting retry is due, or a background step's process stopped before it
+            # completed the step (its timer was no longer pushed forward).
+            txn.waiting[i] = False
+            dirty.add(i)
+
+    def _set_deadline(self) -> None:
+        timeout = self.compiled.plan.options.timeout
+        if timeout is not None and self.txn.started_at is not None:
+            remaining = self.txn.started_at + timeout - self.now()
+            self.deadline = asyncio.get_running_loop().time() + remaining
+
+    def _settled(self, stage: tuple[int, ...]) -> bool:
+        inv = self.txn.inv_state
+        return all(inv[i] in FORWARD_STEP_STATES for i in stage)
+
+    def _runnable(self, i: int, reason: str | None) -> bool:
+        """Whether a step of the current stage must be invoked now on resumption."""
+        txn = self.txn
+        state = txn.inv_state[i]
+        if state is _NOT_STARTED:
+            return True
+        if state is not StepState.INVOKING or txn.waiting[i]:
+            return False
+        if txn.inv_status[i] is StepStatus.TEMP_FAILURE:
+            if not self.handlers[i].step.options.auto_retry:
+                return reason == "run"
+            due = txn.retry_at[i]
+            return due is None or due <= self.now() + 0.001
+        return True  # it was running when its process stopped: invoke it again (same idempotency key)
+
+    async def _run_members(self, members: list[int], *, resume: bool) -> None:
+        if len(members) == 1:
+            await self._invoke(members[0], resume=resume)
+        elif members:
+            await asyncio.gather(*[self._invoke(i, resume=resume) for i in members])
+
+    async def _advance(self, reason: str | None) -> Any:
+        """Settle the current stage if it was interrupted, then run the next stages."""
+        txn = self.txn
+        stages = txn.plan.stages
+        if txn.cursor > 0:
+            current = stages[txn.cursor - 1]
+            if not self._settled(current):
+                await self._run_members([i for i in current if self._runnable(i, reason)], resume=True)
+                if txn.failing:
+                    return _CONTINUE
+                if not self._settled(current):
+                    return SUSPEND
+        inv_state = txn.inv_state
+        handlers = self.handlers
+        fast = self.fast
+        deadline = self.deadline
+        n_stages = len(stages)
+        while txn.cursor < n_stages:
+            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+                await self._transaction_timed_out()
+                return _CONTINUE
+            stage = stages[txn.cursor]
+            txn.cursor += 1
+            if len(stage) == 1:
+                i = stage[0]
+                if inv_state[i] is not _NOT_STARTED:
+                    continue  # skipped by an earlier failure
+                h = handlers[i]
+                if fast and h.fast:
+                    if await self._invoke_inline(i, h):
+                        continue
+                else:
+                    await self._invoke(i)
+            else:
+                members = [i for i in stage if inv_state[i] is _NOT_STARTED]
+                if fast and all(handlers[i].fast and not handlers[i].step.options.max_retries for i in members):
+                    await self._parallel_fast(members)
+                else:
+                    await self._run_members(members, resume=False)
+            if txn.failing:
+                return _CONTINUE
+            if not self._settled(stage):
+                return SUSPEND
+        return _ALL_DONE
+
+    async def _invoke_inline(self, i: int, h: StepHandler) -> bool:
+        """The hot path: the function called inline, a coroutine awaited in place. True on success."""
+        txn = self.txn
+        attempt = txn.start_invoke(i, self.now())
+        try:
+            f1 = h.invoke1
+            if f1 is not None:
+                r = f1(h.read_input(self))
+            else:
+                r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
+            if r.__class__ not in PLAIN and inspect.isawaitable(r):
+                r = await r
+            if r.__class__ is StepResponse and r is not _SKIP and not self.check_storable:
+                txn.invoke_succeeded(i, r.output, r.compensate_input)
+            else:
+                self._succeeded(i, r)
+            return True
+        except Exception as exc:
+            outcome = await self._invoke_failed(i, exc)
+        if outcome is _RETRY:  # retried outside the except block: no chaining to this error
+            await self._invoke(i, retry=True)
+        return False
+
+    def _comp_runnable(self, i: int) -> bool:
+        txn = self.txn
+        if txn.comp_status[i] is StepStatus.TEMP_FAILURE:
+            due = txn.retry_at[i]
+            return due is None or due <= self.now() + 0.001
+        return True
+
+    async def _advance_compensation(self) -> Any:
+        """Compensate what needs it, newest stage first; the steps of a stage together."""
+        txn = self.txn
+        handlers = self.handlers
+        fast = self.fast
+        for stage in reversed(txn.plan.stages[: txn.cursor]):
+            todo = [i for i in stage if txn.needs_compensation(i) and self._comp_runnable(i)]
+            if len(todo) == 1:
+                i = todo[0]
+                h = handlers[i]
+                if fast and h.compensate is not None and not h.compensate_is_coro:
+                    await self._compensate_inline(i, h)
+                else:
+                    await self._compensate_step(i)
+            elif todo:
+                await asyncio.gather(*[self._compensate_step(i) for i in todo])
+            if not all(txn.compensation_settled(i) for i in stage):
+                return SUSPEND
+        return _CONTINUE
+
+    async def _compensate_inline(self, i: int, h: StepHandler) -> None:
+        """The hot path of a plain compensation function, called inline."""
+        txn = self.txn
+        fn = h.compensate
+        assert fn is not None
+        attempt = txn.start_compensate(i)
+        try:
+            f1 = h.compensate1
+            if f1 is not None:
+                r = f1(clone(txn.comp_input[i]))
+            else:
+                r = fn(clone(txn.comp_input[i]), StepContext(self, h.name, "compensate", attempt))
+            if r.__class__ not in PLAIN and inspect.isawaitable(r):
+                r = await r
+        except Exception as exc:  # every compensation error is recorded
+            outcome = txn.compensate_failed(i, exc)
+        else:
+            txn.compensate_succeeded(i, r.output if isinstance(r, StepResponse) else r)
+            return
+        if outcome is _RETRY:  # outside the except block: no chaining to this error
+            await self._compensate_step(i, retry=True)
+
+    async def revert(self) -> None:
+        """Compensate every completed step of this (finished or running) execution: cancel."""
+        await self.begin_compensation(StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                                    "The transaction was cancelled."), cancel=True)
+        await self.drive()
+
+    # -- nested workflows -------------------------------------------------------------------------
+
+    async def run_child(self, compiled: CompiledWorkflow, value: Any, ctx: StepContext) -> Any:
+        """Run ``compiled`` as the nested workflow of step ``ctx.step_name``."""
+        if self.nested is None:
+            raise StepworkError(StepworkError.Types.UNEXPECTED_STATE, "This run cannot start nested workflows.")
+        return await self.nested.run_child(self, compiled, value, ctx)
+
+    async def revert_child(self, value: Any, ctx: StepContext) -> None:
+        """Compensation of a nested-workflow step: revert the child it ran."""
+        if isinstance(value, dict) and {"workflow_id", "transaction_id", "run_id"} <= value.keys():
+            key = ExecutionKey(value["workflow_id"], value["transaction_id"], value["run_id"])
+        else:
+            # The nested step never completed (its child waited, or failed): find the child it started.
+            prefix = child_transaction_id(self, ctx.step_name, 1)
+            mine = [k for k in self.children if k.transaction_id == prefix
+                    or k.transaction_id.startswith(prefix + "-attempt-")]
+            if not mine:
+                return
+            key = mine[-1]
+        if self.nested is not None:
+            await self.nested.revert_child(self, key)
+
+    def nested_ref(self) -> dict[str, str]:
+        """What a parent's step keeps to revert this nested execution."""
+        return {"workflow_id": self.key.workflow_id, "transaction_id": self.key.transaction_id,
+                "run_id": self.key.run_id}
+
+    # -- results ----------------------------------------------------------------------------------
+
+    async def resolve_result(self, result_from: str | None) -> Any:
+        """The workflow's result: the composer's value, or the output of step ``result_from``."""
+        if result_from is not None:
+            return self.outputs[self.txn.plan.step(result_from).index]
+        compiled = self.compiled
+        if compiled.result_pre:
+            await ensure(self, compiled.result_pre)
+        return compiled.read_result(self)
+
+
+def child_transaction_id(parent: Run, step_name: str, attempt: int) -> str:
+    """The transaction id of the nested workflow run by ``step_name`` (one per attempt)."""
+    tid = f"{step_name}-{parent.transaction_id}"
+    return tid if attempt <= 1 else f"{tid}-attempt-{attempt}"
