@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from stepwork.engine.typed_values import typed_converter, typed_reader
 from stepwork.engine.values import LazyNode, ValueSource
 from stepwork.orchestration.definition import Plan, PlanStep
 
@@ -58,8 +59,8 @@ class OneArg:
 class StepHandler:
     """The executable side of one step."""
 
-    __slots__ = ("async_in_definition", "compensate", "compensate1", "compensate_is_coro", "conditions", "fast",
-                 "invoke", "invoke1",
+    __slots__ = ("async_in_definition", "comp_convert", "compensate", "compensate1", "compensate_is_coro",
+                 "conditions", "fast", "invoke", "invoke1",
                  "invoke_is_coro", "kind", "name", "output_type", "pre", "raw_invoke", "read_input", "step")
 
     def __init__(self, step: PlanStep, invoke: Handler, invoke_is_coro: bool,
@@ -81,7 +82,10 @@ class StepHandler:
         self.invoke1 = invoke.fn if isinstance(invoke, OneArg) else None
         self.compensate1 = self.compensate.fn if isinstance(self.compensate, OneArg) else None
         self.compensate_is_coro = compensate_is_coro
-        self.read_input = read_input
+        convert = typed_converter(self.raw_invoke, f'The input of step "{step.name}"')
+        # The input as the invoke function is annotated (a model stays a model after a wait).
+        self.read_input = read_input if convert is None else typed_reader(read_input, convert)
+        self.comp_convert = typed_converter(self.compensate, f'The compensation input of step "{step.name}"')
         self.pre = pre
         self.conditions = conditions
         self.kind = kind

@@ -338,7 +338,7 @@ class Run(StepCalls):
             if len(todo) == 1:
                 i = todo[0]
                 h = handlers[i]
-                if fast and h.compensate is not None and not h.compensate_is_coro:
+                if fast and h.compensate is not None and not h.compensate_is_coro and h.comp_convert is None:
                     await self._compensate_inline(i, h)
                 else:
                     await self._compensate_step(i)

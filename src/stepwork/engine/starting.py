@@ -93,9 +93,8 @@ def _warn_if_other_input(compiled: CompiledWorkflow, row: ExecutionRow, input: A
     except StepworkError:
         given = input
     if given != stored:
-        logger.warning('Transaction "%s" of workflow "%s" is waiting and continues with the input it was started '
-                       "with; the different input given to this run call is not used.", row.transaction_id,
-                       compiled.name)
+        logger.warning('Transaction "%s" of workflow "%s" is unfinished: it continues with its stored input, and '
+                       "the different input given to this run call is not used.", row.transaction_id, compiled.name)
 
 
 async def _resume(engine: WorkflowEngine, compiled: CompiledWorkflow, row: ExecutionRow, *, listeners: Any,

@@ -354,7 +354,10 @@ class StepCalls:
                 await emit(self, "on_step_begin", step=i)  # type: ignore[arg-type]
             try:
                 ctx = StepContext(self, h.name, "compensate", attempt)  # type: ignore[arg-type]
-                r = fn(clone(txn.comp_input[i]), ctx)
+                value = clone(txn.comp_input[i])
+                if h.comp_convert is not None:
+                    value = h.comp_convert(value)
+                r = fn(value, ctx)
                 if r.__class__ not in PLAIN and inspect.isawaitable(r):
                     r = await r
                 output = self._compensated(i, r)

@@ -14,7 +14,6 @@ import pytest
 from stepwork import WorkflowEngine, create_step, create_workflow
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a new input for a waiting execution is dropped without a warning")
 async def test_rerun_of_a_waiting_execution_with_another_input_warns(engine: WorkflowEngine, wf_name: str,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     seen: list[Any] = []

@@ -51,7 +51,6 @@ async def test_uninterrupted_run_passes_the_model(engine: WorkflowEngine, wf_nam
     assert type(seen[0]) is BrandIn
 
 
-@pytest.mark.xfail(strict=True, reason="finding: workflow input is a plain dict after a wait in another engine")
 @TYPES
 async def test_workflow_input_after_a_wait_keeps_the_annotated_type(database_url: str, clock: Any,
                                                                      wf_name: str, kind: type) -> None:
@@ -80,7 +79,6 @@ async def test_workflow_input_after_a_wait_keeps_the_annotated_type(database_url
     assert type(seen[0]) is kind
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a previous step's output is a plain dict after a wait")
 @TYPES
 async def test_previous_output_after_a_wait_is_restored_to_the_receivers_annotation(
         database_url: str, clock: Any, wf_name: str, kind: type) -> None:
@@ -110,7 +108,6 @@ async def test_previous_output_after_a_wait_is_restored_to_the_receivers_annotat
     assert type(seen[0]) is kind
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a compensation input is a plain dict after a wait")
 @TYPES
 async def test_compensation_input_after_a_wait_is_restored_to_the_annotation(
         database_url: str, clock: Any, wf_name: str, kind: type) -> None:
@@ -139,7 +136,6 @@ async def test_compensation_input_after_a_wait_is_restored_to_the_annotation(
     assert type(undone[0]) is kind
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a dict given where a model is annotated is passed unvalidated")
 async def test_a_dict_given_for_a_model_is_validated_into_it(wf_name: str) -> None:
     """In memory, a dict that fits the annotated model reaches the step as the model."""
     seen: list[Any] = []
@@ -154,7 +150,6 @@ async def test_a_dict_given_for_a_model_is_validated_into_it(wf_name: str) -> No
     assert type(seen[0]) is BrandIn
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a dict that does not fit the annotated model is not refused")
 async def test_a_dict_that_does_not_fit_the_model_is_refused_naming_step_and_field(wf_name: str) -> None:
     """In memory, ``{"sku_code": 5}`` for a step annotated with ``Listing(sku_code: str)`` is refused
     with ``invalid_data`` naming the step and the field."""
