@@ -15,7 +15,6 @@ per step alone costs more than the rest of the step together); only parallel sta
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from stepwork.container import Container
 from stepwork.engine import patches
 from stepwork.engine.context import StepContext
+from stepwork.engine.fast_paths import FastPaths
 from stepwork.engine.run_events import emit
-from stepwork.engine.step_calls import PLAIN, SUSPEND, StepCalls, TimedOut
-from stepwork.engine.step_response import _SKIP, StepResponse
-from stepwork.engine.values import clone, ensure
+from stepwork.engine.step_calls import SUSPEND, TimedOut
+from stepwork.engine.values import ensure
 from stepwork.errors import StepTimeoutError, StepworkError, TransactionTimeoutError
 from stepwork.orchestration.states import FORWARD_STEP_STATES, StepState, StepStatus, TransactionState
 from stepwork.orchestration.transaction import FailureOutcome, StepFailure, Transaction
@@ -57,7 +56,7 @@ class NestedRuns(Protocol):
         ...
 
 
-class Run(StepCalls):
+class Run(FastPaths):
     """One execution being driven: the transaction, its resolver state and the run-wide facts."""
 
     __slots__ = (
@@ -298,29 +297,6 @@ class Run(StepCalls):
                 return SUSPEND
         return _ALL_DONE
 
-    async def _invoke_inline(self, i: int, h: StepHandler) -> bool:
-        """The hot path: the function called inline, a coroutine awaited in place. True on success."""
-        txn = self.txn
-        attempt = txn.start_invoke(i, self.now())
-        try:
-            f1 = h.invoke1
-            if f1 is not None:
-                r = f1(h.read_input(self))
-            else:
-                r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
-            if r.__class__ not in PLAIN and inspect.isawaitable(r):
-                r = await r
-            if r.__class__ is StepResponse and r is not _SKIP and not self.check_storable:
-                txn.invoke_succeeded(i, r.output, r.compensate_input)
-            else:
-                self._succeeded(i, r)
-            return True
-        except Exception as exc:
-            outcome = await self._invoke_failed(i, exc)
-        if outcome is _RETRY:  # retried outside the except block: no chaining to this error
-            await self._invoke(i, retry=True)
-        return False
-
     def _comp_runnable(self, i: int) -> bool:
         txn = self.txn
         if txn.comp_status[i] is StepStatus.TEMP_FAILURE:
@@ -347,28 +323,6 @@ class Run(StepCalls):
             if not all(txn.compensation_settled(i) for i in stage):
                 return SUSPEND
         return _CONTINUE
-
-    async def _compensate_inline(self, i: int, h: StepHandler) -> None:
-        """The hot path of a plain compensation function, called inline."""
-        txn = self.txn
-        fn = h.compensate
-        assert fn is not None
-        attempt = txn.start_compensate(i)
-        try:
-            f1 = h.compensate1
-            if f1 is not None:
-                r = f1(clone(txn.comp_input[i]))
-            else:
-                r = fn(clone(txn.comp_input[i]), StepContext(self, h.name, "compensate", attempt))
-            if r.__class__ not in PLAIN and inspect.isawaitable(r):
-                r = await r
-        except Exception as exc:  # every compensation error is recorded
-            outcome = txn.compensate_failed(i, exc)
-        else:
-            txn.compensate_succeeded(i, r.output if isinstance(r, StepResponse) else r)
-            return
-        if outcome is _RETRY:  # outside the except block: no chaining to this error
-            await self._compensate_step(i, retry=True)
 
     async def revert(self) -> None:
         """Compensate every completed step of this (finished or running) execution: cancel."""

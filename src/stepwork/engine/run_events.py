@@ -12,7 +12,7 @@ from stepwork.errors import StepworkError
 from stepwork.orchestration.execution_view import build_step_record
 
 if TYPE_CHECKING:
-    from stepwork.engine.run import Run
+    from stepwork.engine.step_calls import StepCalls
 
 __all__ = ["EVENT_TYPES", "emit", "validate_events"]
 
@@ -41,7 +41,7 @@ def validate_events(events: Mapping[str, Callable[[dict[str, Any]], Any]] | None
     return out
 
 
-async def emit(run: Run, event_type: str, *, step: int | None = None, **fields: Any) -> None:
+async def emit(run: StepCalls, event_type: str, *, step: int | None = None, **fields: Any) -> None:
     """Call the run's handler of ``event_type`` (a handler's error is logged, never raised)."""
     fn = run.listeners.get(event_type)
     if fn is None:

@@ -20,12 +20,13 @@ from stepwork.engine.faults import fault_point
 from stepwork.engine.run_events import emit
 from stepwork.engine.step_response import StepResponse, is_skip
 from stepwork.engine.values import clone, ensure, lazy_value
-from stepwork.errors import PermanentStepFailure, StepTimeoutError, StepworkError, TransactionTimeoutError
+from stepwork.errors import PermanentStepFailure, StepTimeoutError, TransactionTimeoutError
 from stepwork.orchestration.retry import retry_delay
 from stepwork.orchestration.transaction import FailureOutcome, StepFailure
 from stepwork.storage.serialization import encode
 
 if TYPE_CHECKING:
+    from stepwork.container import Container
     from stepwork.engine.checkpoint import StoredCheckpointer
     from stepwork.engine.compiled import CompiledWorkflow, StepHandler
     from stepwork.orchestration.transaction import Transaction
@@ -59,7 +60,16 @@ class StepCalls:
 
     __slots__ = ()
 
-    # What the run provides (see Run).
+    # What the run provides (see Run): it is also the value source of resolvers, the RunInfo of
+    # StepContext and the emitter of events.
+    workflow_id: str
+    transaction_id: str
+    run_id: str
+    context: dict[str, Any]
+    event_group_id: str
+    parent_step_idempotency_key: str | None
+    payload: Any
+    outputs: list[Any]
     txn: Transaction
     handlers: tuple[StepHandler, ...]
     compiled: CompiledWorkflow
@@ -70,6 +80,11 @@ class StepCalls:
     inflight: dict[int, asyncio.Future[None]] | None
     check_storable: bool
     now: Callable[[], float]
+
+    @property
+    def container(self) -> Container:
+        """The run's container."""
+        raise NotImplementedError
 
     # -- invoking ---------------------------------------------------------------------------------
 
@@ -89,7 +104,7 @@ class StepCalls:
         elif not retry and h.conditions:
             try:
                 for node in h.conditions:
-                    if not await lazy_value(self, node):  # type: ignore[arg-type]
+                    if not await lazy_value(self, node):
                         txn.invoke_skipped(i)
                         return
             except Exception as exc:
@@ -113,12 +128,12 @@ class StepCalls:
             if cp is not None:
                 await cp.step_started(i)
             if listeners:
-                await emit(self, "on_step_begin", step=i)  # type: ignore[arg-type]
+                await emit(self, "on_step_begin", step=i)
             try:
                 if h.pre:
-                    await ensure(self, h.pre)  # type: ignore[arg-type]
-                ctx = StepContext(self, h.name, "invoke", attempt)  # type: ignore[arg-type]
-                r = await self._call(h, h.read_input(self), ctx)  # type: ignore[arg-type]
+                    await ensure(self, h.pre)
+                ctx = StepContext(self, h.name, "invoke", attempt)
+                r = await self._call(h, h.read_input(self), ctx)
                 output = self._succeeded(i, r)
             except TimedOut as t:
                 error: BaseException = TransactionTimeoutError() if t.transaction else StepTimeoutError(
@@ -137,9 +152,9 @@ class StepCalls:
                 await cp.step_settled(i)
             if listeners:
                 if output is WAITING:
-                    await emit(self, "on_step_awaiting", step=i)  # type: ignore[arg-type]
+                    await emit(self, "on_step_awaiting", step=i)
                 elif output is not SKIPPED:
-                    await emit(self, "on_step_success", step=i, response=output)  # type: ignore[arg-type]
+                    await emit(self, "on_step_success", step=i, response=output)
             return
 
     async def _call(self, h: StepHandler, value: Any, ctx: StepContext) -> Any:
@@ -223,47 +238,6 @@ class StepCalls:
         if comp is not None and comp is not output:
             encode(comp, f'The compensation input of step "{name}"')
 
-    async def _parallel_fast(self, members: list[int]) -> None:
-        """A parallel stage of fast steps without retries: their coroutines go straight to gather."""
-        txn = self.txn
-        handlers = self.handlers
-        now = self.now()
-        pending: list[Any] = []
-        waiting: list[int] = []
-        for i in members:
-            h = handlers[i]
-            attempt = txn.start_invoke(i, now)
-            try:
-                f1 = h.invoke1
-                if f1 is not None:
-                    r = f1(h.read_input(self))  # type: ignore[arg-type]
-                else:
-                    r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))  # type: ignore[arg-type]
-            except Exception as exc:  # every step error is recorded
-                await self._invoke_failed(i, exc)
-                continue
-            if r.__class__ not in PLAIN and inspect.isawaitable(r):
-                pending.append(r)
-                waiting.append(i)
-            else:
-                await self._fast_result(i, r)
-        if not pending:
-            return
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        for i, r in zip(waiting, results, strict=True):
-            if isinstance(r, BaseException):
-                if not isinstance(r, (Exception, asyncio.CancelledError)):
-                    raise r
-                await self._invoke_failed(i, r)
-            else:
-                await self._fast_result(i, r)
-
-    async def _fast_result(self, i: int, r: Any) -> None:
-        try:
-            self._succeeded(i, r)
-        except StepworkError as exc:  # a value that cannot be stored fails the step
-            await self._invoke_failed(i, exc)
-
     async def _invoke_failed(self, i: int, error: BaseException, *, timed_out: TimedOut | None = None,
                              permanent: bool = False) -> FailureOutcome:
         txn = self.txn
@@ -272,7 +246,7 @@ class StepCalls:
             if timed_out.transaction and txn.timed_out_at is None:
                 txn.timed_out_at = self.now()
                 if self.listeners:
-                    await emit(self, "on_timeout")  # type: ignore[arg-type]
+                    await emit(self, "on_timeout")
             outcome = txn.invoke_failed(
                 i, error, timeout=not timed_out.transaction, transaction_timeout=timed_out.transaction,
                 compensate_input=timed_out.compensate_input, output=timed_out.output,
@@ -282,7 +256,7 @@ class StepCalls:
         else:
             outcome = txn.invoke_failed(i, error, permanent=permanent)
         if self.listeners and outcome is not _RETRY:
-            await emit(self, "on_step_failure", step=i, errors=[txn.errors[-1].to_dict()])  # type: ignore[arg-type]
+            await emit(self, "on_step_failure", step=i, errors=[txn.errors[-1].to_dict()])
         return outcome
 
     async def _transaction_timed_out(self) -> None:
@@ -291,7 +265,7 @@ class StepCalls:
         txn.failing = True
         txn.errors.append(StepFailure(None, "invoke", TransactionTimeoutError()))
         if self.listeners:
-            await emit(self, "on_timeout")  # type: ignore[arg-type]
+            await emit(self, "on_timeout")
 
     def retry_wait(self, i: int) -> float:
         """The wait before the next attempt of step ``i`` (its backoff and jitter applied)."""
@@ -351,9 +325,9 @@ class StepCalls:
             if cp is not None:
                 await cp.step_started(i)
             if listeners:
-                await emit(self, "on_step_begin", step=i)  # type: ignore[arg-type]
+                await emit(self, "on_step_begin", step=i)
             try:
-                ctx = StepContext(self, h.name, "compensate", attempt)  # type: ignore[arg-type]
+                ctx = StepContext(self, h.name, "compensate", attempt)
                 value = clone(txn.comp_input[i])
                 if h.comp_convert is not None:
                     value = h.comp_convert(value)
@@ -369,13 +343,13 @@ class StepCalls:
                 if cp is not None:
                     await cp.step_settled(i)
                 if listeners:
-                    await emit(self, "on_compensate_step_failure", step=i,  # type: ignore[arg-type]
+                    await emit(self, "on_compensate_step_failure", step=i,
                                errors=[txn.errors[-1].to_dict()])
                 return
             if cp is not None:
                 await cp.step_settled(i)
             if listeners and output is not WAITING:
-                await emit(self, "on_compensate_step_success", step=i, response=output)  # type: ignore[arg-type]
+                await emit(self, "on_compensate_step_success", step=i, response=output)
             return
 
     def _compensated(self, i: int, r: Any) -> Any:

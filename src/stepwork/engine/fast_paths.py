@@ -1,0 +1,119 @@
+"""The hot paths of a run in memory: a step (or compensation) whose function is called inline,
+and a parallel stage whose coroutines go straight to ``asyncio.gather``.
+
+Used when nothing must happen around the call (no checkpoint, listener, timeout, condition or
+retry wait): one Python call per step, no task, no StepContext when the function takes the input
+alone. Anything else goes through the general path of :class:`~stepwork.engine.step_calls.StepCalls`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from stepwork.engine.context import StepContext
+from stepwork.engine.step_calls import PLAIN, StepCalls
+from stepwork.engine.step_response import _SKIP, StepResponse
+from stepwork.engine.values import clone
+from stepwork.errors import StepworkError
+from stepwork.orchestration.transaction import FailureOutcome
+
+if TYPE_CHECKING:
+    from stepwork.engine.compiled import StepHandler
+
+__all__ = ["FastPaths"]
+
+_RETRY = FailureOutcome.RETRY
+
+
+class FastPaths(StepCalls):
+    """Inline calls of fast steps (mixed into ``Run``)."""
+
+    __slots__ = ()
+
+    async def _invoke_inline(self, i: int, h: StepHandler) -> bool:
+        """The hot path: the function called inline, a coroutine awaited in place. True on success."""
+        txn = self.txn
+        attempt = txn.start_invoke(i, self.now())
+        try:
+            f1 = h.invoke1
+            if f1 is not None:
+                r = f1(h.read_input(self))
+            else:
+                r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
+            if r.__class__ not in PLAIN and inspect.isawaitable(r):
+                r = await r
+            if r.__class__ is StepResponse and r is not _SKIP and not self.check_storable:
+                txn.invoke_succeeded(i, r.output, r.compensate_input)
+            else:
+                self._succeeded(i, r)
+            return True
+        except Exception as exc:
+            outcome = await self._invoke_failed(i, exc)
+        if outcome is _RETRY:  # retried outside the except block: no chaining to this error
+            await self._invoke(i, retry=True)
+        return False
+
+    async def _compensate_inline(self, i: int, h: StepHandler) -> None:
+        """The hot path of a plain compensation function, called inline."""
+        txn = self.txn
+        fn = h.compensate
+        assert fn is not None
+        attempt = txn.start_compensate(i)
+        try:
+            f1 = h.compensate1
+            if f1 is not None:
+                r = f1(clone(txn.comp_input[i]))
+            else:
+                r = fn(clone(txn.comp_input[i]), StepContext(self, h.name, "compensate", attempt))
+            if r.__class__ not in PLAIN and inspect.isawaitable(r):
+                r = await r
+        except Exception as exc:  # every compensation error is recorded
+            outcome = txn.compensate_failed(i, exc)
+        else:
+            txn.compensate_succeeded(i, r.output if isinstance(r, StepResponse) else r)
+            return
+        if outcome is _RETRY:  # outside the except block: no chaining to this error
+            await self._compensate_step(i, retry=True)
+
+    async def _parallel_fast(self, members: list[int]) -> None:
+        """A parallel stage of fast steps without retries: their coroutines go straight to gather."""
+        txn = self.txn
+        handlers = self.handlers
+        now = self.now()
+        pending: list[Any] = []
+        waiting: list[int] = []
+        for i in members:
+            h = handlers[i]
+            attempt = txn.start_invoke(i, now)
+            try:
+                f1 = h.invoke1
+                if f1 is not None:
+                    r = f1(h.read_input(self))
+                else:
+                    r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
+            except Exception as exc:  # every step error is recorded
+                await self._invoke_failed(i, exc)
+                continue
+            if r.__class__ not in PLAIN and inspect.isawaitable(r):
+                pending.append(r)
+                waiting.append(i)
+            else:
+                await self._fast_result(i, r)
+        if not pending:
+            return
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for i, r in zip(waiting, results, strict=True):
+            if isinstance(r, BaseException):
+                if not isinstance(r, (Exception, asyncio.CancelledError)):
+                    raise r
+                await self._invoke_failed(i, r)
+            else:
+                await self._fast_result(i, r)
+
+    async def _fast_result(self, i: int, r: Any) -> None:
+        try:
+            self._succeeded(i, r)
+        except StepworkError as exc:  # a value that cannot be stored fails the step
+            await self._invoke_failed(i, exc)
