@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from stepwork.engine import completion
 from stepwork.engine.compiled import StepHandler
 from stepwork.engine.context import StepContext
 from stepwork.storage.base import TimerRow
@@ -43,9 +44,11 @@ async def start_background(engine: WorkflowEngine, run: Run, handler: StepHandle
             if inspect.isawaitable(r):
                 r = await r
         except Exception as exc:  # the step's failure, applied with its retry policy
-            await _complete(engine.set_step_failure(key, exc, throw_on_error=False))
+            await _complete(completion.complete(engine, key, completion.fail(exc, False), throw_on_error=False,
+                                                attempt=ctx.attempt))
         else:
-            await _complete(engine.set_step_success(key, r, throw_on_error=False))
+            await _complete(completion.complete(engine, key, completion.succeed(r), throw_on_error=False,
+                                                attempt=ctx.attempt))
 
     task = asyncio.create_task(work(), name=f"stepwork-background-{key}")
     engine.background.add(task)

@@ -8,6 +8,7 @@ it, and drive the run on in the same call.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["complete", "parse_idempotency_key"]
 
 _INVALID = StepworkError.Types.INVALID_DATA
+logger = logging.getLogger("stepwork.engine")
 
 # What a completion does to the loaded run: (run, step index, action) -> nothing, or raise to refuse.
 Apply = Callable[["Run", int, str], Any]
@@ -53,8 +55,13 @@ def parse_idempotency_key(key: str | Mapping[str, Any]) -> tuple[str, str, str, 
 
 
 async def complete(engine: WorkflowEngine, idempotency_key: str | Mapping[str, Any], apply: Apply, *,
-                   throw_on_error: bool) -> WorkflowResult[Any]:
-    """The shared path of the three completions; ``apply`` changes the loaded run (or refuses)."""
+                   throw_on_error: bool, attempt: int | None = None) -> WorkflowResult[Any]:
+    """The shared path of the three completions; ``apply`` changes the loaded run (or refuses).
+
+    ``attempt``: the completion comes from the engine itself (a background step's task, a nested
+    run) for that invoke attempt; if the step has left it meanwhile (it was invoked again, timed
+    out, or the workflow is compensating), the completion is dropped and the run is left as it is.
+    """
     workflow_id, transaction_id, step_name, action = parse_idempotency_key(idempotency_key)
     compiled = get_workflow(workflow_id).compiled
     try:
@@ -74,11 +81,22 @@ async def complete(engine: WorkflowEngine, idempotency_key: str | Mapping[str, A
                                 f'Transaction {transaction_id} has already finished ("{latest.state}"); a finished '
                                 "execution never changes again.")
         run = await load(engine, compiled, latest, await acquire(engine, latest, wait=True))
+        if attempt is not None and not _still_waiting(run, index, attempt):
+            await engine.store.release(run.key, engine.owner)
+            logger.info("Dropped a late completion of step %s (attempt %s) of %s/%s: the step has moved on.",
+                        step_name, attempt, workflow_id, transaction_id)
+            return await finish(run, throw_on_error=False, result_from=None, notify=False)
         async with _refusal_releases(engine, run):
             await apply(run, index, action)
         checkpointer(run).dirty.add(index)
         await engine.drive(run)
         return await finish(run, throw_on_error=throw_on_error, result_from=None)
+
+
+def _still_waiting(run: Run, i: int, attempt: int) -> bool:
+    txn = run.txn
+    return (txn.inv_state[i] is StepState.INVOKING and txn.waiting[i] and txn.attempts[i] == attempt
+            and txn.comp_state[i] is StepState.DORMANT)
 
 
 @contextlib.asynccontextmanager

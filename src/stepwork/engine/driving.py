@@ -11,6 +11,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from stepwork.engine import completion
 from stepwork.engine.outcome import error_to_raise
 from stepwork.engine.step_response import StepResponse
 from stepwork.errors import StepworkError
@@ -54,12 +55,18 @@ async def complete_parent(engine: WorkflowEngine, child: Run) -> None:
     """A nested run finished on its own (after a wait): complete its parent's waiting step."""
     key = child.parent_step_idempotency_key
     assert key is not None
+    # The attempt of the parent's step that started this child (its transaction id names it): a
+    # child of an attempt the step has left does not complete the step.
+    _, parent_tid, step_name, _ = completion.parse_idempotency_key(key)
+    rest = child.transaction_id.removeprefix(f"{step_name}-{parent_tid}").removeprefix("-attempt-")
+    attempt = int(rest) if rest.isdigit() else 1
     try:
         if child.txn.state is TransactionState.DONE:
             result = await child.resolve_result(None)
-            await engine.set_step_success(key, StepResponse(result, child.nested_ref()), throw_on_error=False)
+            apply = completion.succeed(StepResponse(result, child.nested_ref()))
         else:
-            await engine.set_step_failure(key, error_to_raise(child.txn), throw_on_error=False)
+            apply = completion.fail(error_to_raise(child.txn), False)
+        await completion.complete(engine, key, apply, throw_on_error=False, attempt=attempt)
     except StepworkError as exc:
         logger.warning("Could not complete the parent step %s of nested execution %s: %s", key,
                        child.transaction_id, exc)

@@ -356,7 +356,9 @@ class StepCalls:
         """Record step ``i``'s compensation result ``r``; return its output (``WAITING``)."""
         if self.cp is not None:
             fault_point("compensation.returned", self.handlers[i].name)
-        if self.handlers[i].step.options.compensate_async:
+        h = self.handlers[i]
+        if h.step.options.compensate_async and h.kind != "nested":
+            # (A nested workflow's revert has finished when it returns: nothing to wait for.)
             self.txn.compensate_waiting(i)
             return WAITING
         output = r.output if isinstance(r, StepResponse) else r
