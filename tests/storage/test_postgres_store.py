@@ -13,7 +13,6 @@ import pytest
 from stepwork.errors import StepworkError
 from stepwork.storage.base import (
     ExecutionKey,
-    ExecutionRow,
     ExecutionStore,
     FinishData,
     LeaseLostError,
@@ -25,33 +24,7 @@ from stepwork.storage.postgres import PostgresStore
 from stepwork.storage.query import normalize_filters, normalize_order
 from stepwork.storage.serialization import encode
 from tests.storage.conftest import BACKENDS, StoreFactory, migration_versions, reset_postgres, schema_url
-
-T0 = 1_700_000_000.25  # a fixed "now" (epoch seconds); times here are exact to the microsecond
-OWNER = "engine-a"
-OTHER = "engine-b"
-
-
-def make_row(wf: str = "wf", tx: str = "tx-1", run: str = "run-1", *, state: str = "invoking",
-             created_at: float = T0, owner: str | None = OWNER, lease_until: float | None = T0 + 30,
-             retention_time: float | None = None, deleted_at: float | None = None, version: int = 1) -> ExecutionRow:
-    return ExecutionRow(
-        id=f"wf_exec_{wf}_{tx}_{run}", workflow_id=wf, transaction_id=tx, run_id=run, state=state,
-        execution={"steps": {"_root": {"id": "_root"}}, "n": 1}, context={"payload": {"x": 1}},
-        retention_time=retention_time, created_at=created_at, updated_at=created_at, deleted_at=deleted_at,
-        version=version, lease_owner=owner, lease_expires_at=lease_until, progress={"cursor": 0})
-
-
-async def write(store: ExecutionStore, row: ExecutionRow, version: int, *, owner: str = OWNER,
-                state: str | None = "invoking", steps: tuple[StepRow, ...] = (), lease_until: float | None = T0 + 60,
-                finish: FinishData | None = None, now: float = T0 + 1) -> int:
-    return await store.write(row.key, owner, version, state=state, progress={"cursor": version}, steps=steps,
-                             lease_until=lease_until, finish=finish, now=now)
-
-
-async def timer_ids(store: ExecutionStore, now: float, owner: str = OWNER, limit: int = 10,
-                    claim_for: float = 30) -> list[str]:
-    return [t.id for t in await store.due_timers(now, owner, limit, claim_for)]
-
+from tests.storage.helpers import OTHER, OWNER, T0, make_row, timer_ids, write
 
 # -- schema -----------------------------------------------------------------------------------------
 
@@ -61,10 +34,10 @@ async def test_open_twice_is_idempotent_and_records_each_migration_once(
     row = make_row()
     await store.insert(row, [])
     await store.open()  # a second open of the same store is a no-op
-    assert await migration_versions(store) == [1, 2]
+    assert await migration_versions(store) == [1, 2, 3]
     if backend != "sqlite-memory":  # a second store on the same database finds the schema applied
         again = await make_store()
-        assert await migration_versions(again) == [1, 2]
+        assert await migration_versions(again) == [1, 2, 3]
         fetched = await again.get(row.key)
         assert fetched is not None and fetched.id == row.id
 
@@ -599,7 +572,7 @@ if "postgres" in BACKENDS:  # left out with the backend, never skipped
         stores = [PostgresStore(url) for _ in range(6)]
         try:
             await asyncio.gather(*(s.open() for s in stores))
-            assert await migration_versions(stores[0]) == [1, 2]
+            assert await migration_versions(stores[0]) == [1, 2, 3]
             await stores[0].insert(make_row(), [])
             assert await stores[5].get(make_row().key) is not None
         finally:

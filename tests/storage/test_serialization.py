@@ -12,6 +12,7 @@ import datetime as dt
 import enum
 import json
 import math
+import sys
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -348,3 +349,58 @@ def test_round_trip_keeps_floats_exact() -> None:
     """Floats round-trip bit for bit (shortest repr), including tiny and huge ones."""
     for value in (0.1, 1e-300, 1.7976931348623157e308, -2.5e-8, math.pi):
         assert decode(encode(value)) == value
+
+
+# -- integers too long for text (sys.get_int_max_str_digits) ------------------------------------------
+
+
+HUGE = 10**5000  # 5,001 digits: past Python's default limit of 4,300 on int-to-text conversion
+
+
+@pytest.mark.parametrize(("value", "path"), [
+    (HUGE, ""),
+    (-HUGE, ""),
+    ({"totals": [1, {"grand": HUGE}]}, ' at ["totals"][1]["grand"],'),
+    ([Cents(HUGE)], " at [0],"),
+], ids=["positive", "negative", "nested", "int-subclass"])
+def test_an_integer_too_long_for_text_is_refused_naming_where_and_the_path(value: Any, path: str) -> None:
+    """Regression: such an integer raised a bare ValueError (as a workflow input) or failed a step without
+    naming it (as a step output)."""
+    message = str(rejected(value))
+    assert message.startswith(f"{WHERE} cannot be stored:{path} an integer of 5,000 or more digits is longer "
+                              "than the 4,300 digits Python converts to text")
+
+
+def test_integers_up_to_the_text_limit_are_stored_and_no_limit_means_none() -> None:
+    at_limit = 10**4299  # 4,300 digits
+    assert decode(encode({"n": at_limit}, WHERE)) == {"n": at_limit}
+    assert to_jsonable([at_limit, -at_limit]) == [at_limit, -at_limit]
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        assert encode(HUGE, WHERE) == str(HUGE)
+        assert to_jsonable({"n": HUGE}) == {"n": HUGE}
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+def test_other_refusals_name_the_path_too() -> None:
+    assert 'at ["a"]["b"], the float nan has no JSON form' in str(rejected({"a": {"b": float("nan")}}))
+    assert "at [2][0], bytes are not JSON" in str(rejected([1, 2, [b"x"]]))
+    assert 'at ["k"], the mapping key 1 is not a string' in str(rejected({"k": {1: "v"}}))
+
+
+async def test_the_engine_refuses_a_too_long_integer_naming_the_input_or_the_step(wf_name: str) -> None:
+    from stepwork import WorkflowEngine, create_step, create_workflow
+
+    huge = create_step("huge", lambda v: {"n": 10**5000})
+    wf = create_workflow({"name": wf_name, "store": True}, lambda inp: huge(inp))
+    async with WorkflowEngine("sqlite://") as engine:
+        with pytest.raises(StepworkError) as info:
+            await engine.run(wf, {"n": HUGE})
+        assert info.value.type == "invalid_data"
+        assert str(info.value).startswith(f'The input of workflow "{wf_name}" cannot be stored: at ["n"], an integer')
+        result = await engine.run(wf, 1, throw_on_error=False)
+        assert result.transaction.state in ("reverted", "failed")
+        message = result.errors[0].error["message"]
+        assert message.startswith('The output of step "huge" cannot be stored: at ["n"], an integer of 5,000')

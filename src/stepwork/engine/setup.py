@@ -37,7 +37,7 @@ def open_store(database_url: str | None) -> ExecutionStore:
     """The store for a database URL: ``None`` (SQLite file ``./.stepwork/stepwork.db``),
     ``"sqlite://"`` (in memory), ``"sqlite:///path.db"``, ``"postgresql://user@host/db"``."""
     if database_url is None:
-        return SQLiteStore(DEFAULT_SQLITE_PATH)
+        return SQLiteStore(DEFAULT_SQLITE_PATH, create_dirs=True)
     if not isinstance(database_url, str):
         raise StepworkError(_INVALID, f"database_url must be a string, got {database_url!r}.")
     if database_url in ("sqlite://", "sqlite:///:memory:", "memory://"):

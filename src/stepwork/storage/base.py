@@ -10,7 +10,7 @@ Times are epoch seconds (floats) in these records; stores convert to their colum
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -127,9 +127,13 @@ class ExecutionStore(Protocol):
     async def close(self) -> None:
         """Release connections."""
 
-    async def insert(self, row: ExecutionRow, steps: Sequence[StepRow]) -> None:
+    async def insert(self, row: ExecutionRow, steps: Sequence[StepRow], *,
+                     delete_timers: Sequence[str] = ()) -> None:
         """Insert a new execution. ``StepworkError`` (``conflict``) if an unfinished execution with the
-        same workflow and transaction id exists."""
+        same workflow and transaction id exists.
+
+        ``delete_timers`` (timer ids) are deleted in the same commit, and only if the insert
+        succeeds: a timer consumed by starting the execution goes with it."""
 
     async def latest(self, workflow_id: str, transaction_id: str) -> ExecutionRow | None:
         """The newest run of ``(workflow_id, transaction_id)``, or ``None``."""
@@ -145,7 +149,7 @@ class ExecutionStore(Protocol):
 
     async def write(self, key: ExecutionKey, owner: str, version: int, *, state: str | None,
                     progress: Any, steps: Sequence[StepRow], lease_until: float | None,
-                    finish: FinishData | None = None, now: float) -> int:
+                    finish: FinishData | None = None, now: float, delete_timers: Sequence[str] = ()) -> int:
         """Checkpoint: upsert ``steps``, update the header, bump the version; one commit.
 
         ``state=None`` means the state did not change since the last write (and ``updated_at``
@@ -155,6 +159,9 @@ class ExecutionStore(Protocol):
 
         Raises :class:`LeaseLostError` unless the row still has ``version`` and ``owner``.
         ``lease_until=None`` releases the lease. Returns the new version.
+
+        ``delete_timers`` (timer ids) are deleted in the same commit, and only if the write is not
+        fenced out: a consumed timer's removal commits with its effect, or not at all.
         """
 
     async def acquire(self, key: ExecutionKey, owner: str, lease_until: float, now: float, *,
@@ -170,11 +177,13 @@ class ExecutionStore(Protocol):
         """``owner`` stops driving the execution without finishing its work: the lease keeps its
         expiry but no live owner renews it, so recovery takes the execution over when it expires."""
 
-    async def renew(self, owner: str, lease_until: float) -> None:
-        """Extend every lease ``owner`` holds."""
+    async def renew(self, owner: str, lease_until: float, keys: Sequence[ExecutionKey] | None = None) -> None:
+        """Extend the leases ``owner`` holds to ``lease_until``: those of ``keys`` only (the
+        executions it is driving; one statement however many), or every one (``None``)."""
 
-    async def orphans(self, now: float, limit: int) -> list[ExecutionKey]:
-        """Unfinished executions whose owner's lease expired."""
+    async def orphans(self, now: float, limit: int, workflow_ids: Collection[str] | None = None) -> list[ExecutionKey]:
+        """Unfinished executions whose owner's lease expired; with ``workflow_ids``, only those of
+        these workflows (an engine takes over only workflows it has)."""
 
     async def list_rows(self, query: ListQuery) -> tuple[list[ExecutionRow], int]:
         """Rows matching ``query`` and the total count before paging."""
@@ -198,8 +207,10 @@ class ExecutionStore(Protocol):
     async def add_timer(self, timer: TimerRow, *, replace: bool = True) -> None:
         """Insert a timer; an existing one with its id is replaced, or kept when ``replace=False``."""
 
-    async def due_timers(self, now: float, owner: str, limit: int, claim_for: float) -> list[TimerRow]:
-        """Claim up to ``limit`` due timers for ``claim_for`` seconds and return them."""
+    async def due_timers(self, now: float, owner: str, limit: int, claim_for: float,
+                         workflow_ids: Collection[str] | None = None) -> list[TimerRow]:
+        """Claim up to ``limit`` due timers for ``claim_for`` seconds and return them, in due order;
+        with ``workflow_ids``, only timers of these workflows."""
 
     async def delete_timer(self, timer_id: str) -> None:
         """Remove a timer (fired or no longer needed)."""

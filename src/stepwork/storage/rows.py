@@ -1,4 +1,5 @@
-"""Shared by the SQL stores: records as JSON text, and execution rows from selected columns."""
+"""Shared by the SQL stores: records as JSON text, execution rows from selected columns, and the
+error a fenced-out write raises."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from stepwork.storage.base import ExecutionRow
+from stepwork.storage.base import ExecutionKey, ExecutionRow, LeaseLostError
 
-__all__ = ["execution_row", "json_text"]
+__all__ = ["FINISHED", "execution_row", "json_text", "lease_lost"]
+
+FINISHED = ("done", "failed", "reverted")  # the states a run never leaves
 
 
 def json_text(value: Any) -> str | None:
@@ -30,3 +33,9 @@ def execution_row(r: Sequence[Any], with_records: bool = True) -> ExecutionRow:
         lease_owner=r[12], lease_expires_at=r[13], progress=json.loads(r[14]) if r[14] else {},
         definition_hash=r[15] if len(r) > 15 else None,
     )
+
+
+def lease_lost(key: ExecutionKey) -> LeaseLostError:
+    """The error of a write fenced out by another owner's lease (or a newer version)."""
+    return LeaseLostError(f'Execution "{key.workflow_id}" / "{key.transaction_id}" was taken over by another '
+                          "process (its lease expired); this process stops driving it.")

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import sys
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
@@ -34,28 +35,63 @@ def _fail(where: str, why: str) -> StepworkError:
                          "models, dataclasses, datetimes, UUIDs and Decimals, which are converted).")
 
 
+class _Unstorable(Exception):
+    """Raised where a part of a value cannot be stored; the containers it unwinds through add their
+    key to ``path`` (nothing is tracked while a value converts, so this costs nothing then)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+        self.path: list[str | int] = []  # innermost first
+
+    def describe(self) -> str:
+        if not self.path:
+            return self.why
+        keys = [f"[{k!r}]" if isinstance(k, int) else f"[{json.dumps(k, ensure_ascii=False)}]"
+                for k in reversed(self.path)]
+        shown = "".join(keys[:_PATH_SHOWN]) + ("[…]" if len(keys) > _PATH_SHOWN else "")
+        return f"at {shown}, {self.why}"
+
+
 MAX_DEPTH = 256  # deeper structures could not be read back by every JSON decoder
+_PATH_SHOWN = 8  # keys of the path to a bad part named in the message (a cycle's path is long)
+# Any int of at most this many bits has at most 640 decimal digits, the lowest limit Python allows
+# on int-to-text conversion (sys.set_int_max_str_digits): only longer ones need looking at.
+_SAFE_BITS = 2125
 
 
-def to_jsonable(value: Any, where: str = "the value", _depth: int = 0) -> Any:
-    """``value`` as plain JSON values (dict, list, str, int, float, bool, None); raises on what
-    cannot be stored exactly (including structures nested deeper than ``MAX_DEPTH`` levels, which
-    is also how a structure that contains itself is caught)."""
+def to_jsonable(value: Any, where: str = "the value") -> Any:
+    """``value`` as plain JSON values (dict, list, str, int, float, bool, None); raises
+    ``StepworkError`` (``invalid_data``) naming ``where``, and the path to the part, on what cannot
+    be stored exactly (including structures nested deeper than ``MAX_DEPTH`` levels, which is also
+    how a structure that contains itself is caught, and integers too long for Python to write as
+    text)."""
+    try:
+        return _jsonable(value, 0)
+    except _Unstorable as exc:
+        raise _fail(where, exc.describe()) from None
+
+
+def _jsonable(value: Any, depth: int) -> Any:
     t = type(value)
     if t is str:
         if not value.isascii():
-            _check_utf8(value, where)
+            _check_utf8(value)
         return value
-    if t is int or t is bool or value is None:
+    if t is int:
+        if value.bit_length() > _SAFE_BITS:
+            _check_int(value)
+        return value
+    if t is bool or value is None:
         return value
     if t is float:
         if not math.isfinite(value):
-            raise _fail(where, f"the float {value!r} has no JSON form")
+            raise _Unstorable(f"the float {value!r} has no JSON form")
         return value
     if t is dict or t is list or t is tuple or isinstance(value, (Mapping, list, tuple, set, frozenset)):
-        if _depth >= MAX_DEPTH:
-            raise _fail(where, f"it is nested more than {MAX_DEPTH} levels deep (or contains itself)")
-        depth = _depth + 1
+        if depth >= MAX_DEPTH:
+            raise _Unstorable(f"it is nested more than {MAX_DEPTH} levels deep (or contains itself)")
+        inner = depth + 1
         if t is dict or isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for k, v in value.items():
@@ -65,17 +101,29 @@ def to_jsonable(value: Any, where: str = "the value", _depth: int = 0) -> Any:
                     elif isinstance(k, str):
                         k = str(k)
                     else:
-                        raise _fail(where, f"the mapping key {k!r} is not a string")
+                        raise _Unstorable(f"the mapping key {k!r} is not a string")
                 if not k.isascii():
-                    _check_utf8(k, where)
-                out[k] = to_jsonable(v, where, depth)
+                    _check_utf8(k)
+                try:
+                    out[k] = _jsonable(v, inner)
+                except _Unstorable as exc:
+                    exc.path.append(k)
+                    raise
             return out
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [to_jsonable(v, where, depth) for v in items]
+        result: list[Any] = []
+        append = result.append
+        try:
+            for v in items:
+                append(_jsonable(v, inner))
+        except _Unstorable as exc:
+            exc.path.append(len(result))  # the index of the item that raised
+            raise
+        return result
     if isinstance(value, BaseModel):
-        return to_jsonable(value.model_dump(mode="json"), where, _depth)
+        return _jsonable(value.model_dump(mode="json"), depth)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, where, _depth)
+        return _jsonable({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, depth)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -84,22 +132,42 @@ def to_jsonable(value: Any, where: str = "the value", _depth: int = 0) -> Any:
         return str(value)
     if isinstance(value, Decimal):
         if not value.is_finite():
-            raise _fail(where, f"the Decimal {value!r} has no JSON form")
+            raise _Unstorable(f"the Decimal {value!r} has no JSON form")
         return str(value)
     if isinstance(value, Enum):
-        return to_jsonable(value.value, where, _depth)
+        return _jsonable(value.value, depth)
     if isinstance(value, (int, float, str)):  # subclasses of the JSON types
-        return to_jsonable(_base(value), where, _depth)
+        return _jsonable(_base(value), depth)
     if isinstance(value, bytes):
-        raise _fail(where, "bytes are not JSON; encode them (e.g. base64) first")
-    raise _fail(where, f"an object of type {t.__module__}.{t.__qualname__} is not JSON-serializable")
+        raise _Unstorable("bytes are not JSON; encode them (e.g. base64) first")
+    raise _Unstorable(f"an object of type {t.__module__}.{t.__qualname__} is not JSON-serializable")
 
 
-def _check_utf8(value: str, where: str) -> None:
+def _check_utf8(value: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise _fail(where, "a string contains a lone surrogate (not valid Unicode text)") from None
+        raise _Unstorable("a string contains a lone surrogate (not valid Unicode text)") from None
+
+
+def _check_int(value: int) -> None:
+    """Refuse an integer longer than Python converts to text (``sys.get_int_max_str_digits()``):
+    JSON text could not be written, or read back."""
+    limit = sys.get_int_max_str_digits()
+    if not limit:
+        return
+    bits = abs(value).bit_length()
+    if math.floor(bits * _LOG10_2) + 1 <= limit:  # the most digits so many bits can make
+        return
+    try:
+        str(value)
+    except ValueError:
+        digits = math.floor((bits - 1) * _LOG10_2) + 1  # the fewest digits (no exact count: it is the slow part)
+        raise _Unstorable(f"an integer of {digits:,} or more digits is longer than the {limit:,} digits Python "
+                          "converts to text (sys.get_int_max_str_digits()); store it as a string") from None
+
+
+_LOG10_2 = math.log10(2)
 
 
 def _base(value: int | float | str) -> int | float | str:
@@ -119,7 +187,10 @@ _PLAIN_TEXT = {int: True, bool: True, type(None): True}
 def encode(value: Any, where: str = "the value") -> str:
     """JSON text of ``value`` (see :func:`to_jsonable`)."""
     if type(value) in _PLAIN_TEXT:
-        return _ENCODER.encode(value)
+        try:
+            return _ENCODER.encode(value)
+        except ValueError:  # an integer too long to write as text: to_jsonable says where
+            pass
     return _ENCODER.encode(to_jsonable(value, where))
 
 

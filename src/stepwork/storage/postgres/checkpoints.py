@@ -1,0 +1,77 @@
+"""PostgreSQL checkpoints: inserting an execution and the fenced writes of its progress, each one
+statement (see :mod:`.statements`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import errors as pg_errors
+
+from stepwork.errors import StepworkError
+from stepwork.storage.base import ExecutionKey, ExecutionRow, FinishData, StepRow
+from stepwork.storage.postgres.connection import Conn, PostgresDatabase
+from stepwork.storage.postgres.statements import insert_sql, step_params, write_sql
+from stepwork.storage.rows import json_text, lease_lost
+
+__all__ = ["Checkpoints", "key_params"]
+
+
+def key_params(key: ExecutionKey) -> dict[str, Any]:
+    """The parameters of :data:`~stepwork.storage.postgres.statements.KEY`."""
+    return {"wf": key.workflow_id, "tx": key.transaction_id, "run": key.run_id}
+
+
+class Checkpoints(PostgresDatabase):
+    """Inserts and fenced writes."""
+
+    async def insert(self, row: ExecutionRow, steps: Sequence[StepRow], *,
+                     delete_timers: Sequence[str] = ()) -> None:
+        params: dict[str, Any] = {
+            **key_params(row.key), "id": row.id, "state": row.state,
+            "execution": json_text(row.execution), "context": json_text(row.context),
+            "retention": row.retention_time, "created": row.created_at, "updated": row.updated_at,
+            "deleted": row.deleted_at, "version": row.version, "owner": row.lease_owner,
+            "lease_until": row.lease_expires_at, "progress": json_text(row.progress),
+            "definition_hash": row.definition_hash,
+        }
+        count, more = step_params(steps)
+        params.update(more)
+        if delete_timers:
+            params["timer_ids"] = list(delete_timers)
+        sql = insert_sql(count, bool(delete_timers))
+
+        async def run(conn: Conn) -> None:
+            try:
+                await conn.execute(sql, params)
+            except pg_errors.UniqueViolation:
+                raise StepworkError(StepworkError.Types.CONFLICT,
+                                    f"Transaction already started for transaction_id: {row.transaction_id}") from None
+        await self._run(run)
+
+    async def write(self, key: ExecutionKey, owner: str, version: int, *, state: str | None,
+                    progress: Any, steps: Sequence[StepRow], lease_until: float | None,
+                    finish: FinishData | None = None, now: float, delete_timers: Sequence[str] = ()) -> int:
+        params: dict[str, Any] = {**key_params(key), "version": version, "owner": owner}
+        count = 0
+        if finish is not None and finish.delete:
+            kind = "delete"
+        else:
+            params["progress"] = json_text(progress)
+            if finish is not None:
+                kind = "finish"
+                params.update(execution=json_text(finish.execution), context=json_text(finish.context))
+            elif lease_until is None:
+                kind = "release"
+            else:
+                kind = "checkpoint" if state is not None else "same_state"
+            if kind != "same_state":
+                params.update(state=state, now=now)
+            count, more = step_params(steps)
+            params.update(more)
+        if delete_timers:
+            params["timer_ids"] = list(delete_timers)
+        r = await self._one(write_sql(count, kind, bool(delete_timers)), params, prepare=True)
+        if r is None:
+            raise lease_lost(key)
+        return int(r[0])

@@ -1,0 +1,139 @@
+"""The stored schema, defined once for SQLite and PostgreSQL (SQLAlchemy Core).
+
+:mod:`stepwork.storage.migrations` compiles these tables and indexes into each dialect's DDL; the
+stores' statements are hand-written SQL on the drivers and name the same tables and columns. The
+names are those every released version created, so existing databases stay readable: change
+them only with a migration.
+
+What differs by dialect is only the column types: times are ``REAL`` epoch seconds on SQLite and
+``TIMESTAMPTZ`` on PostgreSQL, ``retention_time`` is ``DOUBLE PRECISION`` there, and the fencing
+``version`` a ``BIGINT``. JSON documents are ``TEXT`` on both (``\\u0000`` and integers of any
+size round-trip exactly).
+
+This module imports SQLAlchemy, so it is imported only when a database needs migrating.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from stepwork.storage.rows import FINISHED
+
+__all__ = ["DEFINITIONS", "EXECUTIONS", "METADATA", "MIGRATIONS_TABLE", "STEPS", "TIMERS"]
+
+METADATA = sa.MetaData()
+
+# Epoch seconds on SQLite; a timestamp on PostgreSQL (the PostgreSQL store converts on the way).
+_TIME: sa.types.TypeEngine[Any] = sa.REAL().with_variant(postgresql.TIMESTAMP(timezone=True), "postgresql")
+_SECONDS: sa.types.TypeEngine[Any] = sa.REAL().with_variant(postgresql.DOUBLE_PRECISION(), "postgresql")
+_VERSION: sa.types.TypeEngine[Any] = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _text(name: str, **kwargs: Any) -> sa.Column[Any]:
+    return sa.Column(name, sa.Text, **kwargs)
+
+
+def _key() -> list[sa.Column[Any]]:
+    return [_text("workflow_id", nullable=False), _text("transaction_id", nullable=False),
+            _text("run_id", nullable=False)]
+
+
+EXECUTIONS = sa.Table(
+    "workflow_execution", METADATA,
+    _text("id", nullable=False),
+    *_key(),
+    _text("execution"),
+    _text("context"),
+    _text("state", nullable=False),
+    sa.Column("retention_time", _SECONDS),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.Column("deleted_at", _TIME),
+    sa.Column("version", _VERSION, nullable=False, server_default=sa.text("0")),
+    _text("lease_owner"),
+    sa.Column("lease_expires_at", _TIME),
+    sa.Column("expires_at", _TIME),  # finish time + retention_time: what retention deletes by
+    _text("progress", nullable=False, server_default="{}"),
+    _text("definition_hash"),  # the stored template of the static record parts (version 2)
+    sa.PrimaryKeyConstraint("workflow_id", "transaction_id", "run_id"),
+)
+
+STEPS = sa.Table(
+    "workflow_execution_step", METADATA,
+    *_key(),
+    sa.Column("step_index", sa.Integer, nullable=False),
+    _text("record", nullable=False),
+    _text("output"),
+    _text("compensate_input"),
+    _text("compensate_output"),
+    sa.PrimaryKeyConstraint("workflow_id", "transaction_id", "run_id", "step_index"),
+)
+
+# The single-column keys below are nullable as the first versions declared them (``id TEXT PRIMARY
+# KEY``, which SQLite lets hold NULL; PostgreSQL makes any key NOT NULL): NOT NULL here would make
+# new databases differ from upgraded ones, and SQLite cannot add it to an existing column. The
+# stores never write NULL there.
+TIMERS = sa.Table(
+    "workflow_timer", METADATA,
+    _text("id", primary_key=True, nullable=True),
+    *_key(),
+    sa.Column("step_index", sa.Integer),
+    _text("kind", nullable=False),
+    sa.Column("due_at", _TIME, nullable=False),
+    _text("data", nullable=False, server_default="{}"),
+    _text("claimed_by"),
+    sa.Column("claimed_until", _TIME),
+)
+
+# Version 2: the static part of every execution record (step ids, definitions, options) is stored
+# once per workflow definition, content-addressed, instead of once per execution: it grows with the
+# square of the step count (Medusa's step ids repeat their ancestors), and per execution it made
+# every run of a long workflow write megabytes.
+DEFINITIONS = sa.Table(
+    "workflow_definition", METADATA,
+    _text("hash", primary_key=True, nullable=True),
+    _text("workflow_id", nullable=False),
+    _text("template", nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+)
+
+MIGRATIONS_TABLE = sa.Table(
+    "stepwork_migrations", METADATA,
+    sa.Column("version", sa.Integer, primary_key=True, nullable=True, autoincrement=False),
+    sa.Column("applied_at", _TIME, nullable=False),
+)
+
+
+def _partial(name: str, *columns: sa.Column[Any], where: sa.ColumnElement[bool], unique: bool = False) -> None:
+    """A partial index (both dialects take the same ``WHERE``); it joins its table's indexes."""
+    sa.Index(name, *columns, unique=unique, sqlite_where=where, postgresql_where=where)
+
+
+def _indexes() -> None:
+    e, t = EXECUTIONS.c, TIMERS.c
+    live = e.deleted_at.is_(None)
+    # Medusa's indexes on workflow_execution (all partial on deleted_at IS NULL), plus ours. Medusa's
+    # indexes on (workflow_id) and (workflow_id, transaction_id) are left out: the primary key
+    # (workflow_id, transaction_id, run_id) serves both, and every extra index costs each write.
+    _partial("idx_wfe_deleted_at", e.deleted_at, where=live)
+    _partial("idx_wfe_id", e.id, where=live)
+    _partial("idx_wfe_transaction_id", e.transaction_id, where=live)
+    _partial("idx_wfe_state", e.state, where=live)
+    _partial("idx_wfe_run_id", e.run_id, where=live)
+    _partial("idx_wfe_state_updated_at", e.state, e.updated_at, where=live)
+    _partial("idx_wfe_retention_time_updated_at_state", e.retention_time, e.updated_at, e.state,
+             where=sa.and_(live, e.retention_time.is_not(None)))
+    _partial("idx_wfe_updated_at_retention_time", e.updated_at, e.retention_time,
+             where=sa.and_(live, e.retention_time.is_not(None), e.state.in_(FINISHED)))
+    # One live (unfinished) run per transaction id: two concurrent starts cannot both insert.
+    _partial("uq_wfe_live_transaction", e.workflow_id, e.transaction_id,
+             where=sa.and_(live, e.state.not_in(FINISHED)), unique=True)
+    _partial("idx_wfe_lease", e.lease_expires_at, where=e.lease_owner.is_not(None))
+    _partial("idx_wfe_expires_at", e.expires_at, where=e.expires_at.is_not(None))
+    sa.Index("idx_wft_due_at", t.due_at)
+
+
+_indexes()

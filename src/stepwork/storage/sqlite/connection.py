@@ -1,0 +1,203 @@
+"""The SQLite connection: opening the file, waiting out a busy database, transactions, migrations.
+
+Uses the standard ``sqlite3`` module directly on the event loop thread: a checkpoint commit in WAL
+mode with ``synchronous=NORMAL`` costs microseconds, while a thread hop per call (what aiosqlite
+does) costs ~100 µs. Writes take the write lock up front (``BEGIN IMMEDIATE``).
+
+A database that is only busy (another connection holds its write lock) is waited for, yielding to
+the loop between attempts, by default without bound: giving up would make the engine drop step
+results it holds, while the lock holder (a process stopped in a debugger, say) may well go on. A
+warning names the file every ``WARN_EVERY`` seconds meanwhile; ``busy_timeout`` sets a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from stepwork.errors import StepworkError
+from stepwork.storage import migrations
+
+__all__ = ["WARN_EVERY", "SQLiteDatabase"]
+
+T = TypeVar("T")
+logger = logging.getLogger("stepwork.storage.sqlite")
+
+WARN_EVERY = 10.0  # seconds between the warnings while a busy database is waited for
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+# How long sqlite3 itself waits for the lock before returning "busy": short, as it blocks the loop.
+_LOCK_WAIT_MS = 50
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _BUSY  # primary code of an extended one (SQLITE_BUSY_SNAPSHOT, …)
+    message = str(exc)
+    return "locked" in message or "busy" in message
+
+
+def _db_error(exc: BaseException) -> StepworkError:
+    return StepworkError(StepworkError.Types.DB_ERROR, f"SQLite error: {exc}")
+
+
+class SQLiteDatabase:
+    """One ``sqlite3`` connection to a database file (or ``":memory:"``), and how it is used."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str, *, create_dirs: bool = False, busy_timeout: float | None = None) -> None:
+        """``path``: the database file, or ``":memory:"``. ``create_dirs``: create its missing
+        parent directories on open (else a missing directory is an ``invalid_data`` error, so a
+        mistyped path does not silently create a tree). ``busy_timeout``: seconds to wait for a
+        database another connection keeps locked before raising ``database_error`` (``None``: wait
+        as long as it takes)."""
+        if busy_timeout is not None and not busy_timeout >= 0:
+            raise StepworkError(StepworkError.Types.INVALID_DATA,
+                                f"busy_timeout must be a number of seconds >= 0 or None, got {busy_timeout!r}.")
+        self.path = path
+        self.create_dirs = create_dirs
+        self.busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._where = os.path.abspath(path)  # the file, for messages (set again on open)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open connection (``database_error`` before :meth:`open`)."""
+        if self._conn is None:
+            raise StepworkError(StepworkError.Types.DB_ERROR, "The SQLite store is not open; start the engine first.")
+        return self._conn
+
+    @property
+    def _in_memory(self) -> bool:
+        return self.path in (":memory:", "")
+
+    async def open(self) -> None:
+        """Connect, set the journal up and apply pending migrations (a no-op when open)."""
+        if self._conn is not None:
+            return
+        if not self._in_memory:
+            self._check_directory()
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StepworkError(StepworkError.Types.DB_ERROR,
+                                f'Cannot open the SQLite database "{self._where}": {exc}') from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_LOCK_WAIT_MS}")
+            if not self._in_memory:
+                await self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+            conn.execute("PRAGMA synchronous = NORMAL")
+            # Fold the WAL back into the database less often than every 1,000 pages (each fold
+            # costs ~15% of checkpoint throughput); the engine's timer loop also folds it when idle.
+            conn.execute("PRAGMA wal_autocheckpoint = 8000")
+            self._conn = conn
+            await self._migrate()
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _check_directory(self) -> None:
+        # Blocking file-system calls, once at start (a relative path is relative to the directory then).
+        self._where = os.path.abspath(self.path)
+        directory = os.path.dirname(self._where)
+        if os.path.isdir(directory):
+            return
+        where = f'The SQLite database "{self._where}" cannot be opened'
+        if os.path.exists(directory):
+            raise StepworkError(StepworkError.Types.INVALID_DATA, f'{where}: "{directory}" is not a directory.')
+        if not self.create_dirs:
+            raise StepworkError(StepworkError.Types.INVALID_DATA,
+                                f'{where}: its directory "{directory}" does not exist. Create it first '
+                                f'(mkdir -p "{directory}"), or check the path in the database URL.')
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise StepworkError(StepworkError.Types.DB_ERROR,
+                                f'{where}: its directory "{directory}" cannot be created: {exc}') from None
+
+    # -- running statements -----------------------------------------------------------------------
+
+    async def _retry(self, fn: Callable[[], T]) -> T:
+        """``fn()``, attempted again while the database is busy; other errors become ``database_error``."""
+        try:
+            return fn()  # the common case: no clock read, no loop
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise _db_error(exc) from exc
+        except (sqlite3.DatabaseError, UnicodeError) as exc:
+            raise _db_error(exc) from exc
+        return await self._wait_busy(fn)
+
+    async def _wait_busy(self, fn: Callable[[], T]) -> T:
+        started = time.monotonic()
+        warn_at = started + WARN_EVERY
+        delay = 0.001
+        while True:
+            # Each attempt blocks the loop for up to _LOCK_WAIT_MS: once the wait is long, attempt
+            # less often, so other tasks keep most of the loop (a release is seen within 0.25 s).
+            await asyncio.sleep(delay)
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise _db_error(exc) from exc
+                error = exc
+            except (sqlite3.DatabaseError, UnicodeError) as exc:
+                raise _db_error(exc) from exc
+            now = time.monotonic()
+            waited = now - started
+            if self.busy_timeout is not None and waited >= self.busy_timeout:
+                raise StepworkError(
+                    StepworkError.Types.DB_ERROR,
+                    f'The SQLite database "{self._where}" stayed locked for {waited:.1f} s '
+                    f"(busy_timeout={self.busy_timeout:g} s): another connection holds its write lock "
+                    f"({error}).") from error
+            if now >= warn_at:
+                warn_at = now + WARN_EVERY
+                logger.warning('The SQLite database "%s" has been locked for %.0f s by another connection '
+                               "(a stopped or slow process?); still waiting for it.",
+                               self._where, waited)
+            delay = min(delay * 2, 0.05 if waited < 1.0 else 0.25)
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(conn)`` in one write transaction (retried whole while the database is busy)."""
+        conn = self.conn
+
+        def run() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                # Also after a failed COMMIT (busy, in rollback-journal mode), which leaves the
+                # transaction open: the retry starts it again from BEGIN.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+        return await self._retry(run)
+
+    async def _migrate(self) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            known = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                 "AND name = 'stepwork_migrations'").fetchone()
+            applied = {r[0] for r in conn.execute("SELECT version FROM stepwork_migrations")} if known else set()
+            for version, statements in migrations.pending("sqlite", applied):
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO stepwork_migrations (version, applied_at) VALUES (?, ?)",
+                             (version, time.time()))
+        await self._tx(apply)

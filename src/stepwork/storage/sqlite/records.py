@@ -1,0 +1,72 @@
+"""SQLite reads: one execution, its step rows, listings, and the definition templates records are
+assembled from."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stepwork.storage.base import ExecutionKey, ExecutionRow, ListQuery, StepRow
+from stepwork.storage.query import to_sql
+from stepwork.storage.rows import execution_row
+from stepwork.storage.sqlite.checkpoints import COLUMNS
+from stepwork.storage.sqlite.connection import SQLiteDatabase
+
+__all__ = ["Records"]
+
+_SELECT = f"SELECT {COLUMNS} FROM workflow_execution"
+
+
+class Records(SQLiteDatabase):
+    """Reads and listing; definition templates."""
+
+    async def latest(self, workflow_id: str, transaction_id: str) -> ExecutionRow | None:
+        r = await self._retry(lambda: self.conn.execute(
+            f"{_SELECT} WHERE workflow_id = ? AND transaction_id = ? AND deleted_at IS NULL "
+            "ORDER BY created_at DESC, run_id DESC LIMIT 1", (workflow_id, transaction_id)).fetchone())
+        return None if r is None else execution_row(r)
+
+    async def get(self, key: ExecutionKey) -> ExecutionRow | None:
+        r = await self._retry(lambda: self.conn.execute(
+            f"{_SELECT} WHERE workflow_id = ? AND transaction_id = ? AND run_id = ?",
+            (key.workflow_id, key.transaction_id, key.run_id)).fetchone())
+        return None if r is None else execution_row(r)
+
+    async def get_by_id(self, execution_id: str) -> ExecutionRow | None:
+        r = await self._retry(lambda: self.conn.execute(
+            f"{_SELECT} WHERE id = ? AND deleted_at IS NULL", (execution_id,)).fetchone())
+        return None if r is None else execution_row(r)
+
+    async def steps(self, key: ExecutionKey) -> list[StepRow]:
+        rows = await self._retry(lambda: self.conn.execute(
+            "SELECT step_index, record, output, compensate_input, compensate_output FROM workflow_execution_step "
+            "WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? ORDER BY step_index",
+            (key.workflow_id, key.transaction_id, key.run_id)).fetchall())
+        return [StepRow(r[0], json.loads(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    async def list_rows(self, query: ListQuery) -> tuple[list[ExecutionRow], int]:
+        params: list[Any] = []
+
+        def param(value: Any) -> str:
+            params.append(value)
+            return "?"
+        where = to_sql(dict(query.filters), param, lambda c: c, "LIKE")
+        order = ", ".join(f"{c} {d}" for c, d in query.order) or "created_at ASC"
+        limit = -1 if query.take is None else int(query.take)
+        conn = self.conn
+        count = (await self._retry(lambda: conn.execute(
+            f"SELECT COUNT(*) FROM workflow_execution WHERE {where}", params).fetchone()))[0]
+        rows = await self._retry(lambda: conn.execute(
+            f"{_SELECT} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, limit, int(query.skip)]).fetchall())
+        return [execution_row(r, query.with_records) for r in rows], int(count)
+
+    async def put_definition(self, definition_hash: str, workflow_id: str, template: str, now: float) -> None:
+        await self._tx(lambda conn: conn.execute(
+            "INSERT INTO workflow_definition (hash, workflow_id, template, created_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (hash) DO NOTHING", (definition_hash, workflow_id, template, now)))
+
+    async def get_definition(self, definition_hash: str) -> str | None:
+        r = await self._retry(lambda: self.conn.execute(
+            "SELECT template FROM workflow_definition WHERE hash = ?", (definition_hash,)).fetchone())
+        return None if r is None else str(r[0])

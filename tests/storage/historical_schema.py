@@ -1,0 +1,257 @@
+"""The DDL each schema version applied, frozen exactly as it ran (copied from the released
+``stepwork/storage/migrations.py`` and stores): the upgrade tests build databases with it. Never edit
+these; when a version is added, freeze what it applies here too.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HISTORIES", "MIGRATIONS_TABLE", "RECORD_VERSION"]
+
+# The stores created the table of applied versions themselves, and recorded each version so.
+MIGRATIONS_TABLE = {
+    "sqlite": "CREATE TABLE IF NOT EXISTS stepwork_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)",
+    "postgresql": ("CREATE TABLE IF NOT EXISTS stepwork_migrations (version INTEGER PRIMARY KEY, "
+                   "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"),
+}
+RECORD_VERSION = {
+    "sqlite": "INSERT INTO stepwork_migrations (version, applied_at) VALUES (?, ?)",
+    "postgresql": "INSERT INTO stepwork_migrations (version) VALUES (%s)",
+}
+
+# Version 1 as the first store (SQLite only, commit 5ed135d) applied it: with two indexes on
+# workflow_execution, (workflow_id) and (workflow_id, transaction_id), the next commit left out.
+SQLITE_V1_FIRST = [
+    """CREATE TABLE IF NOT EXISTS workflow_execution (
+        id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        execution TEXT,
+        context TEXT,
+        state TEXT NOT NULL,
+        retention_time REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        deleted_at REAL,
+        version INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_expires_at REAL,
+        expires_at REAL,
+        progress TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (workflow_id, transaction_id, run_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflow_execution_step (
+        workflow_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        step_index INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        output TEXT,
+        compensate_input TEXT,
+        compensate_output TEXT,
+        PRIMARY KEY (workflow_id, transaction_id, run_id, step_index)
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflow_timer (
+        id TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        step_index INTEGER,
+        kind TEXT NOT NULL,
+        due_at REAL NOT NULL,
+        data TEXT NOT NULL DEFAULT '{}',
+        claimed_by TEXT,
+        claimed_until REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_deleted_at ON workflow_execution (deleted_at) WHERE deleted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_id ON workflow_execution (id) WHERE deleted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_workflow_id ON workflow_execution (workflow_id) WHERE deleted_at IS NULL",
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_transaction_id ON workflow_execution (transaction_id) WHERE "
+     "deleted_at IS NULL"),
+    "CREATE INDEX IF NOT EXISTS idx_wfe_state ON workflow_execution (state) WHERE deleted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_run_id ON workflow_execution (run_id) WHERE deleted_at IS NULL",
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_workflow_transaction ON workflow_execution (workflow_id, "
+     "transaction_id) WHERE deleted_at IS NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_state_updated_at ON workflow_execution (state, updated_at) WHERE "
+     "deleted_at IS NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_retention_time_updated_at_state ON workflow_execution "
+     "(retention_time, updated_at, state) WHERE deleted_at IS NULL AND retention_time IS NOT NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_updated_at_retention_time ON workflow_execution (updated_at, "
+     "retention_time) WHERE deleted_at IS NULL AND retention_time IS NOT NULL AND state IN ('done', "
+     "'failed', 'reverted')"),
+    ("CREATE UNIQUE INDEX IF NOT EXISTS uq_wfe_live_transaction ON workflow_execution (workflow_id, "
+     "transaction_id) WHERE deleted_at IS NULL AND state NOT IN ('done', 'failed', 'reverted')"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_lease ON workflow_execution (lease_expires_at) WHERE lease_owner "
+     "IS NOT NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_expires_at ON workflow_execution (expires_at) WHERE expires_at "
+     "IS NOT NULL"),
+    "CREATE INDEX IF NOT EXISTS idx_wft_due_at ON workflow_timer (due_at)",
+]
+
+# Version 1 as every later release applied it.
+SQLITE_V1 = [
+    """CREATE TABLE IF NOT EXISTS workflow_execution (
+        id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        execution TEXT,
+        context TEXT,
+        state TEXT NOT NULL,
+        retention_time REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        deleted_at REAL,
+        version INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_expires_at REAL,
+        expires_at REAL,
+        progress TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (workflow_id, transaction_id, run_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflow_execution_step (
+        workflow_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        step_index INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        output TEXT,
+        compensate_input TEXT,
+        compensate_output TEXT,
+        PRIMARY KEY (workflow_id, transaction_id, run_id, step_index)
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflow_timer (
+        id TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        step_index INTEGER,
+        kind TEXT NOT NULL,
+        due_at REAL NOT NULL,
+        data TEXT NOT NULL DEFAULT '{}',
+        claimed_by TEXT,
+        claimed_until REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_deleted_at ON workflow_execution (deleted_at) WHERE deleted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_id ON workflow_execution (id) WHERE deleted_at IS NULL",
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_transaction_id ON workflow_execution (transaction_id) WHERE "
+     "deleted_at IS NULL"),
+    "CREATE INDEX IF NOT EXISTS idx_wfe_state ON workflow_execution (state) WHERE deleted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_run_id ON workflow_execution (run_id) WHERE deleted_at IS NULL",
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_state_updated_at ON workflow_execution (state, updated_at) WHERE "
+     "deleted_at IS NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_retention_time_updated_at_state ON workflow_execution "
+     "(retention_time, updated_at, state) WHERE deleted_at IS NULL AND retention_time IS NOT NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_updated_at_retention_time ON workflow_execution (updated_at, "
+     "retention_time) WHERE deleted_at IS NULL AND retention_time IS NOT NULL AND state IN ('done', "
+     "'failed', 'reverted')"),
+    ("CREATE UNIQUE INDEX IF NOT EXISTS uq_wfe_live_transaction ON workflow_execution (workflow_id, "
+     "transaction_id) WHERE deleted_at IS NULL AND state NOT IN ('done', 'failed', 'reverted')"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_lease ON workflow_execution (lease_expires_at) WHERE lease_owner "
+     "IS NOT NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_expires_at ON workflow_execution (expires_at) WHERE expires_at "
+     "IS NOT NULL"),
+    "CREATE INDEX IF NOT EXISTS idx_wft_due_at ON workflow_timer (due_at)",
+]
+
+# Version 2: definition templates.
+SQLITE_V2 = [
+    """CREATE TABLE IF NOT EXISTS workflow_definition (
+        hash TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        template TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    "ALTER TABLE workflow_execution ADD COLUMN definition_hash TEXT",
+]
+
+# Version 1 on PostgreSQL (the PostgreSQL store came with commit 08f832d).
+POSTGRES_V1 = [
+    """CREATE TABLE IF NOT EXISTS workflow_execution (
+        id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        execution TEXT,
+        context TEXT,
+        state TEXT NOT NULL,
+        retention_time DOUBLE PRECISION,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        deleted_at TIMESTAMPTZ,
+        version BIGINT NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_expires_at TIMESTAMPTZ,
+        expires_at TIMESTAMPTZ,
+        progress TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (workflow_id, transaction_id, run_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflow_execution_step (
+        workflow_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        step_index INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        output TEXT,
+        compensate_input TEXT,
+        compensate_output TEXT,
+        PRIMARY KEY (workflow_id, transaction_id, run_id, step_index)
+    )""",
+    """CREATE TABLE IF NOT EXISTS workflow_timer (
+        id TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        step_index INTEGER,
+        kind TEXT NOT NULL,
+        due_at TIMESTAMPTZ NOT NULL,
+        data TEXT NOT NULL DEFAULT '{}',
+        claimed_by TEXT,
+        claimed_until TIMESTAMPTZ
+    )""",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_deleted_at ON workflow_execution (deleted_at) WHERE deleted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_id ON workflow_execution (id) WHERE deleted_at IS NULL",
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_transaction_id ON workflow_execution (transaction_id) WHERE "
+     "deleted_at IS NULL"),
+    "CREATE INDEX IF NOT EXISTS idx_wfe_state ON workflow_execution (state) WHERE deleted_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_run_id ON workflow_execution (run_id) WHERE deleted_at IS NULL",
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_state_updated_at ON workflow_execution (state, updated_at) WHERE "
+     "deleted_at IS NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_retention_time_updated_at_state ON workflow_execution "
+     "(retention_time, updated_at, state) WHERE deleted_at IS NULL AND retention_time IS NOT NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_updated_at_retention_time ON workflow_execution (updated_at, "
+     "retention_time) WHERE deleted_at IS NULL AND retention_time IS NOT NULL AND state IN ('done', "
+     "'failed', 'reverted')"),
+    ("CREATE UNIQUE INDEX IF NOT EXISTS uq_wfe_live_transaction ON workflow_execution (workflow_id, "
+     "transaction_id) WHERE deleted_at IS NULL AND state NOT IN ('done', 'failed', 'reverted')"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_lease ON workflow_execution (lease_expires_at) WHERE lease_owner "
+     "IS NOT NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_expires_at ON workflow_execution (expires_at) WHERE expires_at "
+     "IS NOT NULL"),
+    "CREATE INDEX IF NOT EXISTS idx_wft_due_at ON workflow_timer (due_at)",
+]
+
+# Version 2: definition templates.
+POSTGRES_V2 = [
+    """CREATE TABLE IF NOT EXISTS workflow_definition (
+        hash TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        template TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )""",
+    "ALTER TABLE workflow_execution ADD COLUMN IF NOT EXISTS definition_hash TEXT",
+]
+
+# Every schema history a database may have, by dialect: [(version, statements applied), ...].
+HISTORIES: dict[str, dict[str, list[tuple[int, list[str]]]]] = {
+    "sqlite": {
+        "v1-first": [(1, SQLITE_V1_FIRST)],
+        "v1-first+v2": [(1, SQLITE_V1_FIRST), (2, SQLITE_V2)],
+        "v1": [(1, SQLITE_V1)],
+        "v2": [(1, SQLITE_V1), (2, SQLITE_V2)],
+    },
+    "postgresql": {
+        "v1": [(1, POSTGRES_V1)],
+        "v2": [(1, POSTGRES_V1), (2, POSTGRES_V2)],
+    },
+}
