@@ -30,7 +30,7 @@ __all__ = ["StoredCheckpointer"]
 class StoredCheckpointer:
     """Writes one run's checkpoints to the engine's store, fenced by version and lease owner."""
 
-    __slots__ = ("context_json", "dirty", "enc_comp", "enc_out", "engine", "execution_id", "flush_lock",
+    __slots__ = ("consumed", "context_json", "dirty", "enc_comp", "enc_out", "engine", "execution_id", "flush_lock",
                  "pending_row", "retention_time", "run", "stored_progress", "stored_state", "version")
 
     def __init__(self, engine: WorkflowEngine, run: Run, execution_id: str) -> None:
@@ -47,6 +47,9 @@ class StoredCheckpointer:
         self.pending_row: ExecutionRow | None = None  # a new execution, inserted by its first checkpoint
         self.stored_progress: str | None = None  # the progress text written last
         self.stored_state = "not_started"
+        # Timers this run was woken by: deleted by the next write, in the same commit as their effect
+        # (a process that dies before writing leaves them, and they fire again elsewhere).
+        self.consumed: list[str] = []
 
     # -- what the run loop calls ------------------------------------------------------------------
 
@@ -161,7 +164,8 @@ class StoredCheckpointer:
             pending.progress = self.progress()
             pending.updated_at = now
             self.pending_row = None
-            await engine.store.insert(pending, rows)
+            await engine.store.insert(pending, rows, delete_timers=tuple(self.consumed))
+            self.consumed.clear()
             self.stored_state = state
             self.stored_progress = pending.progress
             if not release and finish is None:
@@ -170,11 +174,13 @@ class StoredCheckpointer:
         changed = state != self.stored_state or release or finish is not None
         progress = self.progress()
         same_progress = progress == self.stored_progress and not changed
-        if same_progress and not rows:
+        if same_progress and not rows and not self.consumed:
             return  # nothing to write
         self.version = await engine.store.write(
             self.run.key, engine.owner, self.version, state=state if changed else None,
             progress=None if same_progress else progress, steps=rows,
-            lease_until=None if release else now + engine.lease_ttl, finish=finish, now=now)
+            lease_until=None if release else now + engine.lease_ttl, finish=finish, now=now,
+            delete_timers=tuple(self.consumed))
+        self.consumed.clear()
         self.stored_state = state
         self.stored_progress = progress

@@ -66,6 +66,8 @@ class WorkflowEngine:
         self.background: set[asyncio.Task[None]] = set()
         self.background_timers: dict[asyncio.Task[None], TimerRow] = {}
         self.scheduled: set[str] = set()
+        self.foreign_reported: set[ExecutionKey] = set()  # orphans of workflows this process lacks, logged
+        self.foreign_check_at = 0.0
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()  # timer fires and recoveries of the background loop

@@ -42,15 +42,17 @@ async def finish(run: Run, *, throw_on_error: bool, result_from: str | None,
     """Resolve the result of a run that stopped, tell ``on_finish`` if it finished (and ``notify``:
     a replay of a finished execution is not a new finish) and raise if asked to."""
     txn = run.txn
+    result: Any = None
     try:
         compiled = run.compiled
-        if result_from is None and not compiled.result_pre:
+        if not txn.is_finished:
+            pass  # it waits: no result yet (its transforms run once, when it finishes)
+        elif result_from is None and not compiled.result_pre:
             result = compiled.read_result(run)
         else:
             result = await run.resolve_result(result_from)
     except Exception as exc:
         txn.errors.append(StepFailure(None, "invoke", exc))
-        result = None
         if throw_on_error:
             raise
     out: WorkflowResult[Any] = WorkflowResult(result, txn, run.parent_step_idempotency_key)

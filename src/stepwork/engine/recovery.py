@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from stepwork.engine.outcome import finish
-from stepwork.engine.registry import get_workflow
+from stepwork.engine.registry import get_workflow, registered_workflows
 from stepwork.engine.stored_runs import FINISHED, load
 from stepwork.storage.base import ExecutionKey
 
@@ -28,12 +28,32 @@ async def recover_orphans(engine: WorkflowEngine, *, wait: bool = True) -> None:
         except Exception:
             logger.exception("Recovery of %s/%s failed; it is tried again later.", key.workflow_id,
                              key.transaction_id)
-    keys = await engine.store.orphans(engine.clock.time(), 100)
+    # Only executions of workflows this process has: the processes that have them take the others.
+    known = set(registered_workflows())
+    keys = await engine.store.orphans(engine.clock.time(), 100, known)
+    await _report_foreign_orphans(engine, known)
     if wait:
         await asyncio.gather(*[recover_one(k) for k in keys])
     else:
         for k in keys:
             engine.track(recover_one(k), f"stepwork-recover-{k.transaction_id}")
+
+
+async def _report_foreign_orphans(engine: WorkflowEngine, known: set[str]) -> None:
+    """Say (once per execution) which orphans this process leaves alone because it lacks their
+    workflow: if no process has it, they wait for ever, and the log is where a user finds out."""
+    now = engine.clock.time()
+    if now < engine.foreign_check_at:
+        return
+    engine.foreign_check_at = now + max(engine.lease_ttl, 60.0)
+    for key in await engine.store.orphans(now, 20):
+        if key.workflow_id in known or key in engine.foreign_reported:
+            continue
+        engine.foreign_reported.add(key)
+        logger.warning('Execution %s of workflow "%s" has no live owner, and this process does not define that '
+                       "workflow, so it leaves it to a process that does. Import the module that defines the "
+                       "workflow in every process that runs, completes or recovers its executions.",
+                       key.transaction_id, key.workflow_id)
 
 
 async def _recover(engine: WorkflowEngine, key: ExecutionKey) -> None:
@@ -58,7 +78,7 @@ async def _recover(engine: WorkflowEngine, key: ExecutionKey) -> None:
 async def renew_leases(engine: WorkflowEngine) -> None:
     """Extend the leases of the runs this engine is driving, and push on its background steps' timers."""
     now = engine.clock.time()
-    await engine.store.renew(engine.owner, now + engine.lease_ttl)
+    await engine.store.renew(engine.owner, now + engine.lease_ttl, list(engine.driving))
     for timer in list(engine.background_timers.values()):  # background steps still running here
         timer.due_at = now + 2 * engine.lease_ttl
         await engine.store.add_timer(timer)

@@ -8,9 +8,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from stepwork.engine.outcome import finish
-from stepwork.engine.registry import get_workflow
+from stepwork.engine.registry import get_workflow, registered_workflows
 from stepwork.engine.scheduler import fire_schedule
-from stepwork.engine.stored_runs import FINISHED, load
+from stepwork.engine.stored_runs import FINISHED, checkpointer, load
 from stepwork.storage.base import ExecutionKey, TimerRow
 
 if TYPE_CHECKING:
@@ -23,7 +23,9 @@ logger = logging.getLogger("stepwork.engine")
 
 async def fire_due_timers(engine: WorkflowEngine, *, wait: bool = True) -> None:
     """Claim and fire the due timers of the workflows this process has."""
-    timers = await engine.store.due_timers(engine.clock.time(), engine.owner, 100, engine.lease_ttl)
+    # Only timers of workflows this process has: another kind of process must not take them.
+    timers = await engine.store.due_timers(engine.clock.time(), engine.owner, 100, engine.lease_ttl,
+                                           set(registered_workflows()))
 
     async def fire_one(timer: TimerRow) -> None:
         try:
@@ -60,8 +62,11 @@ async def _fire(engine: WorkflowEngine, timer: TimerRow) -> None:
         if version is None:
             return  # another process drives it; the claim expires and the timer fires again
         run = await load(engine, get_workflow(timer.workflow_id).compiled, row, version)
-        await engine.store.delete_timer(timer.id)
+        cp = checkpointer(run)
+        cp.consumed.append(timer.id)  # removed by the run's next write, with the timer's effect
         run.reason = timer.kind
         run.reason_step = timer.step_index
         await engine.drive(run)
+        if cp.consumed:  # nothing was written (the timer had no effect left): remove it now
+            await engine.store.delete_timer(timer.id)
         await finish(run, throw_on_error=False, result_from=None)
