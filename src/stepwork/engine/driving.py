@@ -40,6 +40,13 @@ async def drive(engine: WorkflowEngine, run: Run) -> None:
             # even that write fails, the lease simply runs out: nobody renews it any more.
             with contextlib.suppress(Exception):
                 await engine.store.abandon(key, engine.owner)
+            if (isinstance(exc, StepworkError) and exc.type == StepworkError.Types.DB_ERROR
+                    and run.cp is not None and run.cp.pending_row is None):
+                # The execution is stored: the caller must not take this error for "it did not run".
+                note = (f' The execution {run.transaction_id} of workflow "{run.workflow_id}" is kept and '
+                        f"continues: an engine takes it over once its lease expires ({engine.lease_ttl:g} s).")
+                if note not in exc.message:
+                    exc.message += note
         raise
     finally:
         left = engine.driving.get(key, 1) - 1

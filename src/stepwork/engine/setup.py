@@ -43,7 +43,8 @@ def open_store(database_url: str | None) -> ExecutionStore:
     if database_url in ("sqlite://", "sqlite:///:memory:", "memory://"):
         return SQLiteStore(":memory:")
     if database_url.startswith("sqlite:///"):
-        return SQLiteStore(database_url[len("sqlite:///"):])
+        path, _, query = database_url[len("sqlite:///"):].partition("?")
+        return SQLiteStore(path, busy_timeout=_busy_timeout(database_url, query))
     if database_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         # Imported when used: psycopg takes a while to load, and SQLite users never need it.
         from stepwork.storage.postgres import PostgresStore
@@ -52,6 +53,22 @@ def open_store(database_url: str | None) -> ExecutionStore:
         return store
     raise StepworkError(_INVALID, f'Unsupported database_url "{database_url}". Use "sqlite:///path.db", '
                                   '"sqlite://" (in memory) or "postgresql://user@host/db".')
+
+
+def _busy_timeout(database_url: str, query: str) -> float | None:
+    """``?busy_timeout=SECONDS`` of a SQLite URL: how long a locked database is waited for (default:
+    as long as it takes)."""
+    if not query:
+        return None
+    options = dict(part.partition("=")[::2] for part in query.split("&"))
+    unknown = set(options) - {"busy_timeout"}
+    if unknown:
+        raise StepworkError(_INVALID, f'Unknown option {", ".join(sorted(unknown))} in "{database_url}"; a SQLite '
+                                      "URL takes busy_timeout=SECONDS.")
+    try:
+        return positive("busy_timeout", float(options["busy_timeout"]))
+    except ValueError:
+        raise StepworkError(_INVALID, f'busy_timeout must be a number of seconds in "{database_url}".') from None
 
 
 def positive(name: str, value: float) -> float:
