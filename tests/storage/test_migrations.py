@@ -107,6 +107,9 @@ def sqlite_schema(path: Path) -> dict[str, Any]:
                                              "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
         return {
             "columns": {t: conn.execute(f"PRAGMA table_info({t})").fetchall() for t in tables},
+            # Tables whose rows live in their primary key's B-tree.
+            "without_rowid": sorted(t for t in tables if "WITHOUT ROWID" in (conn.execute(
+                "SELECT sql FROM sqlite_master WHERE name = ?", (t,)).fetchone()[0] or "").upper()),
             "indexes": sorted((r[0], r[1], _normalized(r[2])) for r in conn.execute(
                 "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index'")),
         }

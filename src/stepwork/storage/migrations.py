@@ -52,17 +52,38 @@ def _v2(dialect: Dialect) -> list[str]:
 
 
 def _v3(dialect: Dialect) -> list[str]:
-    """One schema on every database, as :mod:`~stepwork.storage.schema` defines it: the two indexes
+    """One schema on every database, as :mod:`~stepwork.storage.schema` defines it: on SQLite the step
+    rows in their primary key's B-tree (``WITHOUT ROWID``); only the indexes the queries use (see
+    the schema: five of Medusa's go, an index on ``created_at`` comes); the two indexes
     the very first version 1 created (on ``(workflow_id)`` and ``(workflow_id, transaction_id)``,
     which the primary key serves, and which cost each write) go, and so does the PostgreSQL-only
     ``DEFAULT now()`` of the time columns (SQLite never had it; every statement writes those times)."""
+    from sqlalchemy.schema import CreateIndex
+
     from stepwork.storage.schema import DEFINITIONS, EXECUTIONS, MIGRATIONS_TABLE
 
-    statements = [f"DROP INDEX IF EXISTS {name}" for name in ("idx_wfe_workflow_id", "idx_wfe_workflow_transaction")]
+    dropped = ("idx_wfe_workflow_id", "idx_wfe_workflow_transaction", "idx_wfe_deleted_at", "idx_wfe_state",
+               "idx_wfe_run_id", "idx_wfe_retention_time_updated_at_state", "idx_wfe_updated_at_retention_time")
+    statements = [f"DROP INDEX IF EXISTS {name}" for name in dropped]
+    statements += [str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+                   for index in EXECUTIONS.indexes if index.name == "idx_wfe_created_at"]
+    if dialect.name == "sqlite":
+        # The step rows move into their primary key's B-tree (WITHOUT ROWID): SQLite cannot alter a
+        # table so, so the table is made again and its rows copied.
+        from sqlalchemy.schema import CreateTable
+
+        from stepwork.storage.schema import STEPS
+
+        create = str(CreateTable(STEPS).compile(dialect=dialect)).strip()
+        columns = ", ".join(c.name for c in STEPS.columns)
+        statements += [create.replace(f"TABLE {STEPS.name} ", f"TABLE {STEPS.name}_v3 ", 1),
+                       f"INSERT INTO {STEPS.name}_v3 ({columns}) SELECT {columns} FROM {STEPS.name}",
+                       f"DROP TABLE {STEPS.name}",
+                       f"ALTER TABLE {STEPS.name}_v3 RENAME TO {STEPS.name}"]
     if dialect.name == "postgresql":
-        columns = [EXECUTIONS.c.created_at, EXECUTIONS.c.updated_at, DEFINITIONS.c.created_at,
-                   MIGRATIONS_TABLE.c.applied_at]
-        statements += [f"ALTER TABLE {c.table.name} ALTER COLUMN {c.name} DROP DEFAULT" for c in columns]
+        times = [EXECUTIONS.c.created_at, EXECUTIONS.c.updated_at, DEFINITIONS.c.created_at,
+                 MIGRATIONS_TABLE.c.applied_at]
+        statements += [f"ALTER TABLE {c.table.name} ALTER COLUMN {c.name} DROP DEFAULT" for c in times]
     return statements
 
 

@@ -70,6 +70,9 @@ STEPS = sa.Table(
     _text("compensate_input"),
     _text("compensate_output"),
     sa.PrimaryKeyConstraint("workflow_id", "transaction_id", "run_id", "step_index"),
+    # On SQLite the rows live in the primary key's B-tree: a checkpoint's step upsert then changes
+    # one B-tree instead of a table and its key index (~10 µs less per step boundary, measured).
+    sqlite_with_rowid=False,
 )
 
 # The single-column keys below are nullable as the first versions declared them (``id TEXT PRIMARY
@@ -115,19 +118,17 @@ def _partial(name: str, *columns: sa.Column[Any], where: sa.ColumnElement[bool],
 def _indexes() -> None:
     e, t = EXECUTIONS.c, TIMERS.c
     live = e.deleted_at.is_(None)
-    # Medusa's indexes on workflow_execution (all partial on deleted_at IS NULL), plus ours. Medusa's
-    # indexes on (workflow_id) and (workflow_id, transaction_id) are left out: the primary key
-    # (workflow_id, transaction_id, run_id) serves both, and every extra index costs each write.
-    _partial("idx_wfe_deleted_at", e.deleted_at, where=live)
+    # The indexes the stores' queries use, and no more: each one is written by every insert, and
+    # those on state or times by every state change too (measured: a finishing write on SQLite cost
+    # ~80 µs with Medusa's eleven indexes). Medusa's on (workflow_id) and (workflow_id,
+    # transaction_id) are served by the primary key; its (deleted_at) index holds one value (rows are
+    # never soft-deleted here), (state) is the prefix of (state, updated_at), (run_id) serves no query,
+    # and retention deletes by expires_at, not by its two (retention_time, updated_at) indexes.
     _partial("idx_wfe_id", e.id, where=live)
     _partial("idx_wfe_transaction_id", e.transaction_id, where=live)
-    _partial("idx_wfe_state", e.state, where=live)
-    _partial("idx_wfe_run_id", e.run_id, where=live)
     _partial("idx_wfe_state_updated_at", e.state, e.updated_at, where=live)
-    _partial("idx_wfe_retention_time_updated_at_state", e.retention_time, e.updated_at, e.state,
-             where=sa.and_(live, e.retention_time.is_not(None)))
-    _partial("idx_wfe_updated_at_retention_time", e.updated_at, e.retention_time,
-             where=sa.and_(live, e.retention_time.is_not(None), e.state.in_(FINISHED)))
+    # Listing's default order; written once per execution (created_at never changes).
+    sa.Index("idx_wfe_created_at", e.created_at)
     # One live (unfinished) run per transaction id: two concurrent starts cannot both insert.
     _partial("uq_wfe_live_transaction", e.workflow_id, e.transaction_id,
              where=sa.and_(live, e.state.not_in(FINISHED)), unique=True)

@@ -33,6 +33,19 @@ _FENCED_UPSERT_STEP = (
     f"INSERT INTO workflow_execution_step ({_STEP_COLUMNS}) SELECT ?,?,?,?,?,?,?,? "
     f"WHERE EXISTS (SELECT 1 FROM workflow_execution WHERE {_FENCE}) {_ON_STEP_CONFLICT}")
 _INSERT = f"INSERT INTO workflow_execution ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_STEP_VALUES = "(?,?,?,?,?,?,?,?)"
+
+
+def _fenced_upsert_steps(n: int) -> str:
+    """One statement that upserts ``n`` step rows if the lease still holds: alone, it is its own
+    transaction (one commit, no BEGIN/COMMIT round of statements)."""
+    values = ",".join([_STEP_VALUES] * n)
+    columns = ",".join(f"v.column{c}" for c in range(1, 9))
+    return (f"INSERT INTO workflow_execution_step ({_STEP_COLUMNS}) SELECT {columns} FROM (VALUES {values}) AS v "
+            f"WHERE EXISTS (SELECT 1 FROM workflow_execution WHERE {_FENCE}) {_ON_STEP_CONFLICT}")
+
+
+_FENCED_UPSERTS = {n: _fenced_upsert_steps(n) for n in (1, 2, 3)}
 
 # The header update of a checkpoint, by kind (the PostgreSQL store has the same four).
 _DELETE = f"DELETE FROM workflow_execution WHERE {_FENCE}"
@@ -102,6 +115,22 @@ class Checkpoints(SQLiteDatabase):
                     progress: Any, steps: Sequence[StepRow], lease_until: float | None,
                     finish: FinishData | None = None, now: float, delete_timers: Sequence[str] = ()) -> int:
         k = (key.workflow_id, key.transaction_id, key.run_id)
+
+        if (state is None and progress is None and finish is None and lease_until is not None
+                and len(steps) in _FENCED_UPSERTS and not delete_timers
+                and len({st.index for st in steps}) == len(steps)):
+            # The common step boundary (the last step's result, the next one's start): one fenced
+            # statement, committed alone.
+            statement = _FENCED_UPSERTS[len(steps)]
+            params: list[Any] = []
+            for st in steps:
+                params += (*k, st.index, json_text(st.record), st.output, st.compensate_input, st.compensate_output)
+            params += (*k, version, owner)
+            conn = self.conn
+            cur = await self._retry(lambda: conn.execute(statement, params))
+            if cur.rowcount != len(steps):
+                raise lease_lost(key)
+            return version
 
         if state is None and progress is None and finish is None and lease_until is not None and steps:
             # Only step rows changed: upsert them fenced on the lease (version and owner), without
