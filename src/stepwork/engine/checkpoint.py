@@ -31,7 +31,8 @@ class StoredCheckpointer:
     """Writes one run's checkpoints to the engine's store, fenced by version and lease owner."""
 
     __slots__ = ("consumed", "context_json", "dirty", "enc_comp", "enc_out", "engine", "execution_id", "flush_lock",
-                 "pending_row", "retention_time", "run", "stored_progress", "stored_state", "version")
+                 "pending_row", "progress_signature", "progress_text", "retention_time", "run", "stored_progress",
+                 "stored_state", "version")
 
     def __init__(self, engine: WorkflowEngine, run: Run, execution_id: str) -> None:
         self.engine = engine
@@ -47,6 +48,8 @@ class StoredCheckpointer:
         self.pending_row: ExecutionRow | None = None  # a new execution, inserted by its first checkpoint
         self.stored_progress: str | None = None  # the progress text written last
         self.stored_state = "not_started"
+        self.progress_signature: tuple[Any, ...] = ()
+        self.progress_text: str | None = None
         # Timers this run was woken by: deleted by the next write, in the same commit as their effect
         # (a process that dies before writing leaves them, and they fire again elsewhere).
         self.consumed: list[str] = []
@@ -87,8 +90,10 @@ class StoredCheckpointer:
         inside the step's error handling) before anything is written."""
         name = self.run.handlers[i].name
         save = self.run.compiled.plan.save_response[i]
-        self.enc_out[i] = encode(output, f'The output of step "{name}"') if save and output is not None else None
-        self.enc_comp[i] = None if comp is None else encode(comp, f'The compensation input of step "{name}"')
+        out = self.enc_out[i] = encode(output, f'The output of step "{name}"') if save and output is not None else None
+        # The same value as the output (a step returning a plain value): encoded once.
+        self.enc_comp[i] = None if comp is None else out if comp is output and out is not None else encode(
+            comp, f'The compensation input of step "{name}"')
 
     async def arm_retry(self, i: int, delay: float, kind: str) -> None:
         """A retry (or compensation retry) of step ``i`` in ``delay`` seconds, on a durable timer."""
@@ -130,12 +135,21 @@ class StoredCheckpointer:
     def progress(self) -> str:
         """The stored transaction-wide state (JSON text)."""
         run = self.run
+        txn = run.txn
+        # What the progress is made of: while none of it changes (most checkpoints), the text is too.
+        signature = (txn.failing, txn.comp_failed, txn.started_at, txn.timed_out_at, txn.cancelled_at,
+                     txn.has_failed_steps, txn.has_skipped_steps, txn.has_skipped_on_failure_steps,
+                     txn.has_waiting_steps, txn.has_reverted_steps, len(txn.errors), len(run.children))
+        if signature == self.progress_signature and self.progress_text is not None:
+            return self.progress_text
         if self.context_json is None:
-            self.context_json = progress_tail(run.txn, safe_jsonable(run.context, "The run context"))
-        text = progress_of(run.txn, self.context_json)
+            self.context_json = progress_tail(txn, safe_jsonable(run.context, "The run context"))
+        text = progress_of(txn, self.context_json)
         if run.children:  # the nested executions this run started (its finish settles them)
             keys = json.dumps([[k.workflow_id, k.transaction_id, k.run_id] for k in run.children])
             text = f'{text[:-1]},"children":{keys}}}'
+        self.progress_signature = signature
+        self.progress_text = text
         return text
 
     async def flush(self, *, release: bool = False, finish: FinishData | None = None) -> None:
