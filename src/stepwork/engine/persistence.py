@@ -51,6 +51,10 @@ def _safe_encode(value: Any, where: str) -> str | None:
         return None
 
 
+# The text of every state and status (formatting an enum member costs more than a lookup).
+_TEXT: dict[Any, str] = {**{m: m.value for m in StepState}, **{m: m.value for m in StepStatus}}
+
+
 def _num(value: float | None) -> str:
     return "null" if value is None else repr(value)
 
@@ -59,13 +63,17 @@ def step_row(txn: Transaction, i: int, encoded_output: str | None, encoded_comp:
     """The stored row of step ``i``; ``encoded_*`` are the texts encoded when the step succeeded."""
     # Formatted directly: this runs at every checkpoint, and the values are known to be plain
     # (state names, numbers, booleans).
-    record = (f'{{"invoke":["{txn.inv_state[i]}","{txn.inv_status[i]}"],'
-              f'"compensate":["{txn.comp_state[i]}","{txn.comp_status[i]}"],'
+    started = txn.started_at_of[i]
+    last = txn.last_attempt[i]
+    retry = txn.retry_at[i]
+    record = (f'{{"invoke":["{_TEXT[txn.inv_state[i]]}","{_TEXT[txn.inv_status[i]]}"],'
+              f'"compensate":["{_TEXT[txn.comp_state[i]]}","{_TEXT[txn.comp_status[i]]}"],'
               f'"attempts":{txn.attempts[i]},"failures":{txn.failures[i]},'
-              f'"startedAt":{_num(txn.started_at_of[i])},"lastAttempt":{_num(txn.last_attempt[i])},'
-              f'"waiting":{"true" if txn.waiting[i] else "false"},"retryAt":{_num(txn.retry_at[i])}'
-              + (f',"invokeAttempts":{txn.invoke_attempts[i]}}}' if txn.invoke_attempts and i in txn.invoke_attempts
-                 else "}"))
+              f'"startedAt":{"null" if started is None else repr(started)},'
+              f'"lastAttempt":{"null" if last is None else repr(last)},'
+              f'"waiting":{"true" if txn.waiting[i] else "false"},"retryAt":{"null" if retry is None else repr(retry)}')
+    record += (f',"invokeAttempts":{txn.invoke_attempts[i]}}}' if txn.invoke_attempts and i in txn.invoke_attempts
+               else "}")
     name = txn.plan.steps[i].name
     output = encoded_output
     if output is None and txn.outputs[i] is not None:
