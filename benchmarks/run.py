@@ -2,7 +2,7 @@
 
     python -m benchmarks.run                      # everything below, each workload in its own process
     python -m benchmarks.run memory               # W1..W5 in memory
-    python -m benchmarks.run stored               # W1/W2 on SQLite and PostgreSQL, W6, W7
+    python -m benchmarks.run stored               # W1/W2 on SQLite and PostgreSQL, W6 on both, W7; retained too
     python -m benchmarks.run W1 W3 W1-sqlite      # only these (each in its own process)
     python -m benchmarks.run W1                   # one workload, in this process
     python -m benchmarks.run --with-medusa        # Medusa's bench.mjs too, beside W1..W5
@@ -10,10 +10,14 @@
     python -m benchmarks.run W1-sqlite --profile 10   # cProfile of the timed runs, top 10 by tottime
 
 Workloads: W1..W5 in memory (``benchmarks/workloads.py``); W1-sqlite, W2-sqlite, W1-postgres,
-W2-postgres (W1/W2 as stored workflows), W6 (1,000-step vs 10-step stored workflow) and W7 (10,000
-waiting executions completed from outside), in ``benchmarks/stored.py``. The PostgreSQL ones need
-the server of ``STEPWORK_BENCH_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``,
-the one ``make test`` starts); if it cannot be reached they are skipped with a note.
+W2-postgres (W1/W2 as stored workflows), W6 and W6-postgres (1,000-step vs 10-step stored workflow)
+and W7 (10,000 waiting executions completed from outside), in ``benchmarks/stored.py``; and the
+``-retained`` variants W1-sqlite-retained, W2-sqlite-retained, W1-postgres-retained,
+W2-postgres-retained, W6-retained, W6-postgres-retained (the same with ``retention_time``: finished
+executions stay in the database). Every stored line also carries the statements and commits per
+step, counted in an untimed pass after the timed runs. The PostgreSQL ones need the server of
+``STEPWORK_BENCH_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``, the one
+``make test`` starts); if it cannot be reached they are skipped with a note.
 
 Every workload prints one JSON line on stdout, in the shape of the peer benches
 (``shared/peers/README.md``; ``mode`` says in-memory, durable-sqlite or durable-postgres); summary
@@ -42,7 +46,9 @@ if __package__ in (None, ""):  # run as a script (e.g. from shared/peers/run_all
     sys.path.insert(0, str(ROOT))
 
 MEMORY = ["W1", "W2", "W3", "W4", "W5"]
-STORED = ["W1-sqlite", "W2-sqlite", "W1-postgres", "W2-postgres", "W6", "W7"]
+STORED = ["W1-sqlite", "W1-sqlite-retained", "W2-sqlite", "W2-sqlite-retained",
+          "W1-postgres", "W1-postgres-retained", "W2-postgres", "W2-postgres-retained",
+          "W6", "W6-retained", "W6-postgres", "W6-postgres-retained", "W7"]
 ALL = MEMORY + STORED
 GROUPS = {"memory": MEMORY, "stored": STORED, "all": ALL}
 DEFAULT_MEDUSA_PREFIX = "/work/peers-scratch/medusa"
@@ -69,16 +75,27 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+RETAINED = "-retained"
+
+
 def is_postgres(w: str) -> bool:
-    return w.endswith("-postgres")
+    return twin(w).endswith("-postgres")
+
+
+def twin(w: str) -> str:
+    """The workload without retention of a ``-retained`` one (``W1-sqlite-retained`` -> ``W1-sqlite``)."""
+    return w.removesuffix(RETAINED)
 
 
 def key_of(rec: dict[str, Any]) -> str:
     """The workload id (as given on the command line) of a JSON line of any peer."""
-    w, mode = rec["workload"], rec.get("mode", "in-memory")
-    if mode.startswith("durable-") and w in ("W1", "W2"):
-        return f"{w}-{mode[len('durable-'):]}"
-    return str(w)
+    w, mode = str(rec["workload"]), rec.get("mode", "in-memory")
+    backend = mode[len("durable-"):] if mode.startswith("durable-") else ""
+    if backend and w in ("W1", "W2"):
+        w = f"{w}-{backend}"
+    elif backend == "postgres" and w == "W6":
+        w = "W6-postgres"
+    return w + RETAINED if rec.get("retained") else w
 
 
 def peer_of(rec: dict[str, Any]) -> str:
@@ -251,7 +268,7 @@ class Dbos:
         return pg_in_child("ensure", self.pg_url)
 
     def cmd(self, w: str) -> list[str]:
-        workload, _, db = w.partition("-")
+        workload, _, db = twin(w).partition("-")
         return [str(self.python), str(self.bench), workload, "--db", db]
 
     def env(self) -> dict[str, str]:
@@ -259,6 +276,12 @@ class Dbos:
 
 
 DBOS_WORKLOADS = ("W1-sqlite", "W2-sqlite", "W1-postgres", "W2-postgres")
+
+
+def dbos_beside(w: str, workloads: list[str]) -> bool:
+    """Whether DBOS's bench runs beside ``w``: beside each stored W1/W2, and beside a ``-retained`` one
+    when its twin is not in the run (DBOS keeps its workflows either way; its lines count for both)."""
+    return w in DBOS_WORKLOADS or (twin(w) in DBOS_WORKLOADS and twin(w) not in workloads)
 
 
 def pg_in_child(action: str, url: str) -> str | None:
@@ -365,7 +388,8 @@ def stored_summary(records: list[dict[str, Any]], workloads: list[str], dbos_not
         return met + (f" ({bad} NOT OK)" if bad else "")
 
     for w in workloads:
-        sw, db = by.get(("stepwork", w), []), by.get(("dbos", w), [])
+        # a -retained workload is judged on its twin's targets, against the twin's DBOS lines
+        sw, db, base_w = by.get(("stepwork", w), []), by.get(("dbos", twin(w)), []), twin(w)
         mode = "durable-postgres" if is_postgres(w) else "durable-sqlite"
         if not sw:
             why = skipped.get(w, "no result")
@@ -381,16 +405,16 @@ def stored_summary(records: list[dict[str, Any]], workloads: list[str], dbos_not
         base = [w, mode, _fmt(runs, 0), _fmt(sw_rps), _fmt(us_step, 2), _fmt(above, 2), _fmt(db_rps),
                 _fmt(_median([r["us_per_step"] for r in db]), 2), "-" if ratio is None else f"{ratio:.1f}x"]
         blank = ["", "", "", "", "", "", "", "", ""]
-        if w in ("W1-sqlite", "W2-sqlite"):
+        if base_w in ("W1-sqlite", "W2-sqlite"):
             rows.append([*base, f"above memory <= {SQLITE_ABOVE_MEMORY_TARGET_US:.0f} us/step", f"{_fmt(above, 2)} us",
                          met_of(None if above is None else above <= SQLITE_ABOVE_MEMORY_TARGET_US, bad)])
-        elif is_postgres(w):
+        elif base_w in ("W1-postgres", "W2-postgres"):
             rows.append([*base, f"<= {PG_STEP_TARGET_US:.0f} us/step", f"{_fmt(us_step, 2)} us",
                          met_of(None if us_step is None else us_step <= PG_STEP_TARGET_US, bad)])
             rows.append([*blank, f">= {DBOS_RATIO_TARGET:.0f}x DBOS runs/s",
                          "-" if ratio is None else f"{ratio:.1f}x",
                          "- (DBOS not run)" if ratio is None else met_of(ratio >= DBOS_RATIO_TARGET, 0)])
-        elif w == "W6":
+        elif base_w in ("W6", "W6-postgres"):
             n = int(_median([r["steps_per_run"] for r in sw]) or W6_LONG)
             r10 = _median([r.get("us_per_step_at_10") for r in sw])
             rn = _median([r.get(f"us_per_step_at_{n}") for r in sw])
@@ -401,11 +425,11 @@ def stored_summary(records: list[dict[str, Any]], workloads: list[str], dbos_not
             else:
                 rows.append([*base, f"us/step 1,000 <= {W6_RATIO_TARGET}x 10", "cannot run",
                              met_of(False, bad)])
-            notes.append(f"W6: us/step at 10 steps {_fmt(r10, 2)}, at {n:,} steps {_fmt(rn, 2)} "
+            notes.append(f"{w}: us/step at 10 steps {_fmt(r10, 2)}, at {n:,} steps {_fmt(rn, 2)} "
                          f"(ratio {_fmt(q, 2)}x)" + ("" if n == W6_LONG else
                                                      f"; the {W6_LONG:,}-step workflow cannot run, see below"))
             for field in ("engine_error", "engine_error_at_raised_limit"):
-                notes += [f"W6: ENGINE ERROR: {e}" for e in sorted({r[field] for r in sw if r.get(field)})]
+                notes += [f"{w}: ENGINE ERROR: {e}" for e in sorted({r[field] for r in sw if r.get(field)})]
         elif w == "W7":
             peak = _median([r.get("peak_rss_mb") for r in sw])
             rows.append([*base, f"peak RSS <= {W7_PEAK_RSS_TARGET_MB:.0f} MB", f"{_fmt(peak)} MB",
@@ -415,16 +439,49 @@ def stored_summary(records: list[dict[str, Any]], workloads: list[str], dbos_not
                          f"peak RSS {_fmt(peak)} MB (RSS {_fmt(_median([r.get('rss_before_starts_mb') for r in sw]))}"
                          f" MB before the starts, {_fmt(_median([r.get('rss_after_starts_mb') for r in sw]))} MB "
                          "after)")
-    for w in ("W1-sqlite", "W2-sqlite", "W1-postgres", "W2-postgres"):
+    for w in workloads:
         sw = by.get(("stepwork", w), [])
-        if w in workloads and sw:
+        if twin(w) in DBOS_WORKLOADS and sw:
             notes.append(f"{w}: in memory {_fmt(_median([r.get('memory_us_per_step') for r in sw]), 2)} us/step "
-                         f"(same process, right before), stored {_fmt(_median([r['us_per_step'] for r in sw]), 2)}")
+                         f"(same process, right before), stored {_fmt(_median([r['us_per_step'] for r in sw]), 2)}"
+                         + (f"; {_fmt(_median([r.get('rows_left') for r in sw]), 0)} executions kept"
+                            if w.endswith(RETAINED) else ""))
     title = f"median of {reps} repetitions" if reps > 1 else "one repetition"
     out = [f"stepwork stored (durable) workloads, {title}" + (f"; {dbos_note}" if dbos_note else "")]
     out += _table(header, rows, {0, 1, 9, 11})
     out += notes
+    counts = counts_table(by, workloads)
+    if counts:
+        out += ["", "What the store sent per step (an untimed counting pass after the timed runs; medians)"]
+        out += counts
     return "\n".join(out)
+
+
+def counts_table(by: dict[tuple[str, str], list[dict[str, Any]]], workloads: list[str]) -> list[str]:
+    """Statements, commits and round trips per step (and per run) of each stored workload, then the
+    statements by kind (of the last repetition)."""
+    header = ["workload", "statements/step", "commits/step", "round trips/step", "statements/run", "commits/run"]
+    rows: list[list[str]] = []
+    kinds_lines: list[str] = []
+    for w in workloads:
+        sw = [r for r in by.get(("stepwork", w), []) if "statements_per_step" in r]
+        if not sw:
+            continue
+        parts = [("", "")] + ([("_at_10", " (10 steps)")] if twin(w) in ("W6", "W6-postgres") else [])
+        for suffix, label in parts:
+            rows.append([w + label, *(_fmt(_median([r.get(f"{key}{suffix}") for r in sw]), nd) for key, nd in (
+                ("statements_per_step", 2), ("commits_per_step", 2), ("round_trips_per_step", 2),
+                ("statements_per_run", 1), ("commits_per_run", 1)))])
+            if w == "W7":  # a run is a start and a completion
+                for unit in ("start", "completion"):
+                    kinds = sw[-1].get(f"statements_by_kind_per_{unit}") or {}
+                    kinds_lines.append(f"  {w} per {unit}: " + ", ".join(f"{k} {v:g}" for k, v in kinds.items()))
+            else:
+                kinds = sw[-1].get(f"statements_by_kind_per_run{suffix}") or {}
+                kinds_lines.append(f"  {w + label} per run: " + ", ".join(f"{k} {v:g}" for k, v in kinds.items()))
+    if not rows:
+        return []
+    return [*_table(header, rows, {0}), "Statements by kind:", *kinds_lines]
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -526,7 +583,7 @@ def orchestrate(args: argparse.Namespace, workloads: list[str], out_file: TextIO
             workloads = [w for w in workloads if not is_postgres(w)]
     dbos: Dbos | None = None
     dbos_note = "DBOS not run (add --with-dbos)"
-    if args.with_dbos and any(w in DBOS_WORKLOADS for w in workloads):
+    if args.with_dbos and any(twin(w) in DBOS_WORKLOADS for w in workloads):
         dbos = Dbos()
         problem = dbos.problem()
         if problem is None and any(is_postgres(w) for w in workloads):
@@ -549,8 +606,8 @@ def orchestrate(args: argparse.Namespace, workloads: list[str], out_file: TextIO
                 (f"stepwork {w}", stepwork_cmd(w, args.runs_scale), None)]
             if medusa and w in MEMORY:
                 jobs.append((f"medusa {w}", medusa.cmd(w), medusa.env()))
-            if dbos and w in DBOS_WORKLOADS:
-                jobs.append((f"dbos {w}", dbos.cmd(w), dbos.env()))
+            if dbos and dbos_beside(w, workloads):
+                jobs.append((f"dbos {twin(w)}", dbos.cmd(w), dbos.env()))
             for label, cmd, env in jobs:
                 lines, clean = run_process(cmd, f"{label} (rep {rep})", args.timeout, env)
                 failed |= not clean

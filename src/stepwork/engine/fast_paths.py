@@ -33,9 +33,16 @@ class FastPaths(StepCalls):
     __slots__ = ()
 
     async def _invoke_inline(self, i: int, h: StepHandler) -> bool:
-        """The hot path: the function called inline, a coroutine awaited in place. True on success."""
+        """The hot path: the function called inline, a coroutine awaited in place. True on success.
+
+        For a step with nothing to enforce around its call (no condition, timeout, thread, async,
+        listener): in memory it is one call; a stored run checkpoints the start first, as always.
+        """
         txn = self.txn
+        cp = self.cp
         attempt = txn.start_invoke(i, self.now())
+        if cp is not None:
+            await cp.step_started(i)
         try:
             f1 = h.invoke1
             if f1 is not None:
@@ -44,15 +51,19 @@ class FastPaths(StepCalls):
                 r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
             if r.__class__ not in PLAIN and inspect.isawaitable(r):
                 r = await r
-            if r.__class__ is StepResponse and r is not _SKIP and not self.check_storable:
+            if r.__class__ is StepResponse and r is not _SKIP and cp is None and not self.check_storable:
                 txn.invoke_succeeded(i, r.output, r.compensate_input)
             else:
                 self._succeeded(i, r)
+            if cp is not None:
+                cp.dirty.add(i)  # written with the next checkpoint (a sequential stage)
             return True
         except Exception as exc:
             outcome = await self._invoke_failed(i, exc)
         if outcome is _RETRY:  # retried outside the except block: no chaining to this error
             await self._invoke(i, retry=True)
+        elif cp is not None:
+            await cp.step_settled(i)
         return False
 
     async def _compensate_inline(self, i: int, h: StepHandler) -> None:

@@ -61,8 +61,8 @@ class Run(FastPaths):
 
     __slots__ = (
         "_container", "after_resume", "check_storable", "children", "compiled", "context", "cp", "deadline",
-        "event_group_id", "fast", "handlers", "inflight", "inline", "key", "listeners", "memo", "nested", "now",
-        "outputs", "parent_step_idempotency_key", "payload", "reason", "reason_step", "run_id", "transaction_id",
+        "event_group_id", "fast", "handlers", "inflight", "inline", "inline_calls", "key", "listeners", "memo",
+        "nested", "now", "outputs", "parent_step_idempotency_key", "payload", "reason", "reason_step", "run_id", "transaction_id",
         "txn", "workflow_id",
     )
 
@@ -98,7 +98,8 @@ class Run(FastPaths):
         self.nested = nested
         self.children: list[ExecutionKey] = []  # the nested executions this run started
         self.check_storable = False  # a stored workflow run in memory refuses what cannot be stored
-        self.fast = False
+        self.fast = False  # in memory, nothing around the calls: the inline paths of fast_paths.py
+        self.inline_calls = False  # a single fast step may be called inline (stored runs too)
         self.after_resume: list[tuple[str, dict[str, Any]]] = []  # events of what resumed it
         self.reason: str | None = None       # why a stored run is resumed: "run", "recovery", a timer kind
         self.reason_step: int | None = None  # the step a timer was for
@@ -142,6 +143,7 @@ class Run(FastPaths):
         self.after_resume = []
         self._set_deadline()
         self.fast = cp is None and not listeners and self.deadline is None
+        self.inline_calls = not listeners and self.deadline is None
         reason = self.reason
         self.reason = None
         if reason is not None:
@@ -267,6 +269,7 @@ class Run(FastPaths):
         inv_state = txn.inv_state
         handlers = self.handlers
         fast = self.fast
+        inline_calls = self.inline_calls
         deadline = self.deadline
         n_stages = len(stages)
         while txn.cursor < n_stages:
@@ -280,7 +283,7 @@ class Run(FastPaths):
                 if inv_state[i] is not _NOT_STARTED:
                     continue  # skipped by an earlier failure
                 h = handlers[i]
-                if fast and h.fast:
+                if inline_calls and h.fast:
                     if await self._invoke_inline(i, h):
                         continue
                 else:
