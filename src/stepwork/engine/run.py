@@ -62,8 +62,8 @@ class Run(FastPaths):
     __slots__ = (
         "_container", "after_resume", "check_storable", "children", "compiled", "context", "cp", "deadline",
         "event_group_id", "fast", "handlers", "inflight", "inline", "inline_calls", "key", "listeners", "memo",
-        "nested", "now", "outputs", "parent_step_idempotency_key", "payload", "reason", "reason_step", "run_id", "transaction_id",
-        "txn", "workflow_id",
+        "nested", "now", "outputs", "parent_step_idempotency_key", "payload", "reason", "reason_step", "run_id",
+        "transaction_id", "txn", "workflow_id",
     )
 
     def __init__(self, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str, run_id: str,
