@@ -162,10 +162,9 @@ class Run(FastPaths):
                     break
                 continue
             if state is _X.INVOKING:  # a failure asks for compensation
+                # (Not written here: the first compensation's start commits the move with it.)
                 await self.begin_compensation(StepworkError(
                     StepworkError.Types.NOT_ALLOWED, "The workflow is compensating: this waiting step was failed."))
-                if cp is not None:
-                    await cp.flush()
                 continue
             if state is _X.WAITING_TO_COMPENSATE:
                 txn.state = _X.COMPENSATING
