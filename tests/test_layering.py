@@ -151,3 +151,12 @@ def test_the_checker_sees_what_runs(source: str, ok: bool) -> None:
     imports = list(_runtime_imports(ast.parse(source), "stepwork.orchestration.x", False))
     below = all(RANKS[_package(t)] <= RANKS["orchestration"] for _, t in imports)
     assert below is ok
+
+
+MAX_LINES = 400
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {str(p.relative_to(SRC.parent)): n for p in SRC.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these modules (over {MAX_LINES} lines): {long}"
