@@ -28,6 +28,12 @@ async def recover_orphans(engine: WorkflowEngine, *, wait: bool = True) -> None:
         except Exception:
             logger.exception("Recovery of %s/%s failed; it is tried again later.", key.workflow_id,
                              key.transaction_id)
+    stalled = getattr(engine.store, "stalled_since", None)
+    if stalled is not None and stalled(engine.lease_ttl):
+        # The database was locked for a while (a frozen process held SQLite's write lock): no
+        # process could renew its leases meanwhile, so an expired lease says nothing about its
+        # owner. Owners get one lease period to renew before their executions count as orphans.
+        return
     # Only executions of workflows this process has: the processes that have them take the others.
     known = set(registered_workflows())
     keys = await engine.store.orphans(engine.clock.time(), 100, known)

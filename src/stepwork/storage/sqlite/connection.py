@@ -28,6 +28,7 @@ __all__ = ["WARN_EVERY", "SQLiteDatabase"]
 T = TypeVar("T")
 logger = logging.getLogger("stepwork.storage.sqlite")
 
+_STALL = 1.0  # seconds of waiting for the write lock that count as a stall of every process
 WARN_EVERY = 10.0  # seconds between the warnings while a busy database is waited for
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 # How long sqlite3 itself waits for the lock before returning "busy": short, as it blocks the loop.
@@ -63,6 +64,9 @@ class SQLiteDatabase:
         self.path = path
         self.create_dirs = create_dirs
         self.busy_timeout = busy_timeout
+        # When a long wait for the write lock last ended (time.monotonic()), or None: every process
+        # on the file was held up, so nobody could renew its leases meanwhile (see stalled_since).
+        self.stall_ended: float | None = None
         self._conn: sqlite3.Connection | None = None
         self._where = os.path.abspath(path)  # the file, for messages (set again on open)
 
@@ -141,8 +145,19 @@ class SQLiteDatabase:
             raise _db_error(exc) from exc
         return await self._wait_busy(fn)
 
+    def stalled_since(self, seconds: float) -> bool:
+        """True if this store waited long for the write lock within the last ``seconds``."""
+        return self.stall_ended is not None and time.monotonic() - self.stall_ended < seconds
+
     async def _wait_busy(self, fn: Callable[[], T]) -> T:
         started = time.monotonic()
+        try:
+            return await self._wait_busy_from(fn, started)
+        finally:
+            if time.monotonic() - started >= _STALL:
+                self.stall_ended = time.monotonic()
+
+    async def _wait_busy_from(self, fn: Callable[[], T], started: float) -> T:
         warn_at = started + WARN_EVERY
         delay = 0.001
         while True:
