@@ -30,9 +30,25 @@ __all__ = ["StoredCheckpointer"]
 class StoredCheckpointer:
     """Writes one run's checkpoints to the engine's store, fenced by version and lease owner."""
 
-    __slots__ = ("consumed", "context_json", "dirty", "enc_comp", "enc_out", "engine", "execution_id", "flush_lock",
-                 "pending_row", "progress_signature", "progress_text", "retention_time", "run", "stored_progress",
-                 "stored_state", "version")
+    __slots__ = (
+        "consumed",
+        "context_json",
+        "dirty",
+        "enc_comp",
+        "enc_out",
+        "engine",
+        "execution_id",
+        "flush_lock",
+        "has_timers",
+        "pending_row",
+        "progress_signature",
+        "progress_text",
+        "retention_time",
+        "run",
+        "stored_progress",
+        "stored_state",
+        "version",
+    )
 
     def __init__(self, engine: WorkflowEngine, run: Run, execution_id: str) -> None:
         self.engine = engine
@@ -53,6 +69,7 @@ class StoredCheckpointer:
         # Timers this run was woken by: deleted by the next write, in the same commit as their effect
         # (a process that dies before writing leaves them, and they fire again elsewhere).
         self.consumed: list[str] = []
+        self.has_timers = True  # whether the execution may have timers (a new one has none: see create)
 
     # -- what the run loop calls ------------------------------------------------------------------
 
@@ -103,6 +120,7 @@ class StoredCheckpointer:
     async def arm(self, i: int | None, delay: float, kind: str) -> float:
         """A durable timer ``kind`` for step ``i`` in ``delay`` seconds; its id makes it unique per attempt."""
         engine = self.engine
+        self.has_timers = True
         due = engine.clock.time() + delay
         attempt = self.run.txn.attempts[i] if i is not None else 0
         k = self.run.key
@@ -112,6 +130,7 @@ class StoredCheckpointer:
 
     async def start_background(self, h: StepHandler, value: Any, ctx: StepContext) -> None:
         """A ``background_execution`` step: its invoke runs in a task of the engine's."""
+        self.has_timers = True  # the task's stand-in timer
         await self.engine.start_background(self.run, h, value, ctx)
 
     async def suspend(self) -> None:
@@ -125,7 +144,8 @@ class StoredCheckpointer:
         # may still revert it: the parent's finish decides.
         run = self.run
         nested = run.parent_step_idempotency_key is not None
-        await self.flush(finish=FinishData(delete=self.retention_time is None and not nested))
+        await self.flush(finish=FinishData(delete=self.retention_time is None and not nested,
+                                           timers=self.has_timers))
         if run.children:
             engine = self.engine
             await engine.store.finish_children(run.children, self.retention_time, engine.clock.time())

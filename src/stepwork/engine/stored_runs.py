@@ -60,6 +60,7 @@ async def create(engine: WorkflowEngine, compiled: CompiledWorkflow, payload: An
     now = engine.clock.time()
     definition_hash = await engine.definitions.store(compiled, now)
     cp = checkpointer(run)
+    cp.has_timers = False  # until it arms one
     cp.pending_row = ExecutionRow(
         id=cp.execution_id, workflow_id=compiled.name, transaction_id=transaction_id, run_id=run.run_id,
         state=TransactionState.NOT_STARTED.value, execution=None, definition_hash=definition_hash,

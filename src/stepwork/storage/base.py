@@ -91,6 +91,7 @@ class FinishData:
     execution: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
     delete: bool = False
+    timers: bool = True  # False: the execution never had a timer, so there are none to remove
 
 
 @dataclass(slots=True)

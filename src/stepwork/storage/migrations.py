@@ -60,13 +60,14 @@ def _v3(dialect: Dialect) -> list[str]:
     ``DEFAULT now()`` of the time columns (SQLite never had it; every statement writes those times)."""
     from sqlalchemy.schema import CreateIndex
 
-    from stepwork.storage.schema import DEFINITIONS, EXECUTIONS, MIGRATIONS_TABLE
+    from stepwork.storage.schema import DEFINITIONS, EXECUTIONS, MIGRATIONS_TABLE, TIMERS
 
     dropped = ("idx_wfe_workflow_id", "idx_wfe_workflow_transaction", "idx_wfe_deleted_at", "idx_wfe_state",
                "idx_wfe_run_id", "idx_wfe_retention_time_updated_at_state", "idx_wfe_updated_at_retention_time")
     statements = [f"DROP INDEX IF EXISTS {name}" for name in dropped]
     statements += [str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
-                   for index in EXECUTIONS.indexes if index.name == "idx_wfe_created_at"]
+                   for index in (*EXECUTIONS.indexes, *TIMERS.indexes)
+                   if index.name in ("idx_wfe_created_at", "idx_wft_execution")]
     if dialect.name == "sqlite":
         # The step rows move into their primary key's B-tree (WITHOUT ROWID): SQLite cannot alter a
         # table so, so the table is made again and its rows copied.

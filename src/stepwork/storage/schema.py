@@ -135,6 +135,8 @@ def _indexes() -> None:
     _partial("idx_wfe_lease", e.lease_expires_at, where=e.lease_owner.is_not(None))
     _partial("idx_wfe_expires_at", e.expires_at, where=e.expires_at.is_not(None))
     sa.Index("idx_wft_due_at", t.due_at)
+    # An execution's own timers, removed when it finishes (without it, every finish scanned them all).
+    sa.Index("idx_wft_execution", t.workflow_id, t.transaction_id, t.run_id)
 
 
 _indexes()

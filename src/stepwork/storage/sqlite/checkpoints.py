@@ -154,7 +154,8 @@ class Checkpoints(SQLiteDatabase):
                 if conn.execute(_DELETE, (*k, version, owner)).rowcount != 1:
                     raise lease_lost(key)
                 delete_execution_rows(conn, "workflow_execution_step", k)
-                delete_execution_rows(conn, "workflow_timer", k)
+                if finish.timers:
+                    delete_execution_rows(conn, "workflow_timer", k)
                 if delete_timers:
                     delete_timer_ids(conn, delete_timers)
                 return version + 1
@@ -171,7 +172,7 @@ class Checkpoints(SQLiteDatabase):
                 raise lease_lost(key)
             if steps:
                 upsert_steps(conn, key, steps)
-            if finish is not None:
+            if finish is not None and finish.timers:
                 delete_execution_rows(conn, "workflow_timer", k)
             if delete_timers:
                 delete_timer_ids(conn, delete_timers)
