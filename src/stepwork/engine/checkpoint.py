@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.faults import fault_point
 from stepwork.engine.persistence import progress_of, progress_tail, safe_jsonable, step_row
-from stepwork.orchestration.states import StepState
+from stepwork.engine.run_events import emit
+from stepwork.engine.step_calls import TimedOut
+from stepwork.errors import StepTimeoutError, TransactionTimeoutError
+from stepwork.orchestration.failures import StepFailure
+from stepwork.orchestration.states import StepState, TransactionState
 from stepwork.storage.base import ExecutionRow, FinishData, TimerRow
 from stepwork.storage.serialization import encode
 
@@ -149,6 +153,35 @@ class StoredCheckpointer:
         if run.children:
             engine = self.engine
             await engine.store.finish_children(run.children, self.retention_time, engine.clock.time())
+
+    async def apply_timer(self, reason: str, i: int | None) -> None:
+        """What a fired timer means before the run goes on."""
+        run = self.run
+        txn = run.txn
+        dirty = self.dirty
+        if reason == "transaction_timeout" and txn.state is TransactionState.INVOKING and not txn.failing:
+            txn.timed_out_at = run.now()
+            if run.listeners:
+                await emit(run, "on_timeout")
+            for j in txn.running_steps():
+                txn.waiting[j] = False
+                await run._invoke_failed(j, TransactionTimeoutError(), timed_out=TimedOut(True))
+                dirty.add(j)
+            if not txn.failing:
+                txn.failing = True
+                txn.errors.append(StepFailure(None, "invoke", TransactionTimeoutError()))
+        elif reason == "step_timeout" and i is not None and txn.inv_state[i] is StepState.INVOKING:
+            opts = run.handlers[i].step.options
+            txn.waiting[i] = False
+            await run._invoke_failed(i, StepTimeoutError(f'Step "{run.handlers[i].name}" exceeded its timeout of '
+                                                          f"{opts.timeout} seconds."), timed_out=TimedOut(False))
+            dirty.add(i)
+        elif (reason in ("awaiting_retry", "background") and i is not None and txn.waiting[i]
+              and txn.inv_state[i] is StepState.INVOKING):
+            # Re-invoke: an awaiting retry is due, or a background step's process stopped before it
+            # completed the step (its timer was no longer pushed forward).
+            txn.waiting[i] = False
+            dirty.add(i)
 
     # -- writing ----------------------------------------------------------------------------------
 

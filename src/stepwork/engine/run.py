@@ -15,6 +15,7 @@ per step alone costs more than the rest of the step together); only parallel sta
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,11 +25,12 @@ from stepwork.engine import patches
 from stepwork.engine.context import StepContext
 from stepwork.engine.fast_paths import FastPaths
 from stepwork.engine.run_events import emit
-from stepwork.engine.step_calls import SUSPEND, TimedOut
+from stepwork.engine.step_calls import PLAIN, SUSPEND
+from stepwork.engine.step_response import _SKIP, StepResponse
 from stepwork.engine.values import ensure
-from stepwork.errors import StepTimeoutError, StepworkError, TransactionTimeoutError
+from stepwork.errors import StepworkError
 from stepwork.orchestration.states import FORWARD_STEP_STATES, StepState, StepStatus, TransactionState
-from stepwork.orchestration.transaction import FailureOutcome, StepFailure, Transaction
+from stepwork.orchestration.transaction import FailureOutcome, Transaction
 from stepwork.storage.base import ExecutionKey
 
 if TYPE_CHECKING:
@@ -146,8 +148,8 @@ class Run(FastPaths):
         self.inline_calls = not listeners and self.deadline is None
         reason = self.reason
         self.reason = None
-        if reason is not None:
-            await self._apply_timer(reason, self.reason_step)
+        if reason is not None and cp is not None:
+            await cp.apply_timer(reason, self.reason_step)
         while True:
             state = txn.state
             if state is _X.INVOKING and not txn.failing:
@@ -193,34 +195,6 @@ class Run(FastPaths):
         txn.begin_compensation(self.now(), cancel=cancel)
         if self.listeners:
             await emit(self, "on_compensate_begin")
-
-    async def _apply_timer(self, reason: str, i: int | None) -> None:
-        """What a fired timer means before the run goes on."""
-        txn = self.txn
-        dirty = self.cp.dirty if self.cp is not None else set()
-        if reason == "transaction_timeout" and txn.state is _X.INVOKING and not txn.failing:
-            txn.timed_out_at = self.now()
-            if self.listeners:
-                await emit(self, "on_timeout")
-            for j in txn.running_steps():
-                txn.waiting[j] = False
-                await self._invoke_failed(j, TransactionTimeoutError(), timed_out=TimedOut(True))
-                dirty.add(j)
-            if not txn.failing:
-                txn.failing = True
-                txn.errors.append(StepFailure(None, "invoke", TransactionTimeoutError()))
-        elif reason == "step_timeout" and i is not None and txn.inv_state[i] is StepState.INVOKING:
-            opts = self.handlers[i].step.options
-            txn.waiting[i] = False
-            await self._invoke_failed(i, StepTimeoutError(f'Step "{self.handlers[i].name}" exceeded its timeout of '
-                                                          f"{opts.timeout} seconds."), timed_out=TimedOut(False))
-            dirty.add(i)
-        elif (reason in ("awaiting_retry", "background") and i is not None and txn.waiting[i]
-              and txn.inv_state[i] is StepState.INVOKING):
-            # Re-invoke: an awaiting retry is due, or a background step's process stopped before it
-            # completed the step (its timer was no longer pushed forward).
-            txn.waiting[i] = False
-            dirty.add(i)
 
     def _set_deadline(self) -> None:
         timeout = self.compiled.plan.options.timeout
@@ -269,6 +243,7 @@ class Run(FastPaths):
         handlers = self.handlers
         fast = self.fast
         inline_calls = self.inline_calls
+        check_storable = self.check_storable
         deadline = self.deadline
         n_stages = len(stages)
         while txn.cursor < n_stages:
@@ -282,7 +257,37 @@ class Run(FastPaths):
                 if inv_state[i] is not _NOT_STARTED:
                     continue  # skipped by an earlier failure
                 h = handlers[i]
-                if inline_calls and h.fast:
+                if fast and h.fast:
+                    # The hot path in memory, written out here: a call and an await less per step.
+                    attempt = txn.start_invoke(i, self.now())
+                    try:
+                        f1 = h.invoke1
+                        if f1 is not None:
+                            r = f1(h.read_input(self))
+                        else:
+                            r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
+                        if r.__class__ not in PLAIN and inspect.isawaitable(r):
+                            r = await r
+                    except Exception as exc:
+                        outcome = await self._invoke_failed(i, exc)
+                    else:
+                        if not check_storable:
+                            cls = r.__class__
+                            if cls is StepResponse:
+                                if r is not _SKIP:
+                                    txn.invoke_succeeded(i, r.output, r.compensate_input)
+                                    continue
+                            elif cls in PLAIN:
+                                txn.invoke_succeeded(i, r, r)
+                                continue
+                        try:
+                            self._succeeded(i, r)
+                            continue
+                        except StepworkError as exc:  # a value a stored workflow could not store
+                            outcome = await self._invoke_failed(i, exc)
+                    if outcome is _RETRY:  # retried outside the except block: no chaining to this error
+                        await self._invoke(i, retry=True)
+                elif inline_calls and h.fast:
                     if await self._invoke_inline(i, h):
                         continue
                 else:
@@ -311,8 +316,18 @@ class Run(FastPaths):
         txn = self.txn
         handlers = self.handlers
         fast = self.fast
+        stored = self.cp is not None
+        todo: tuple[int, ...]
         for stage in reversed(txn.plan.stages[: txn.cursor]):
-            todo = [i for i in stage if txn.needs_compensation(i) and self._comp_runnable(i)]
+            if len(stage) == 1:
+                i = stage[0]
+                if not txn.needs_compensation(i) or (stored and not self._comp_runnable(i)):
+                    if stored and not txn.compensation_settled(i):
+                        return SUSPEND
+                    continue
+                todo = stage
+            else:
+                todo = tuple(i for i in stage if txn.needs_compensation(i) and (not stored or self._comp_runnable(i)))
             if len(todo) == 1:
                 i = todo[0]
                 h = handlers[i]
@@ -322,7 +337,8 @@ class Run(FastPaths):
                     await self._compensate_step(i)
             elif todo:
                 await asyncio.gather(*[self._compensate_step(i) for i in todo])
-            if not all(txn.compensation_settled(i) for i in stage):
+            # A run in memory never leaves a compensation unsettled (no async compensation there).
+            if stored and not all(txn.compensation_settled(i) for i in stage):
                 return SUSPEND
         return _CONTINUE
 
