@@ -9,9 +9,10 @@ from stepwork.container import Container
 from stepwork.engine.compiled import CompiledWorkflow
 from stepwork.engine.context import StepContext
 from stepwork.engine.ids import new_ulid
+from stepwork.engine.nesting import child_transaction_id
 from stepwork.engine.outcome import error_to_raise, finish
 from stepwork.engine.results import WorkflowResult
-from stepwork.engine.run import Run, child_transaction_id
+from stepwork.engine.run import Run
 from stepwork.engine.run_events import validate_events
 from stepwork.engine.step_response import StepResponse
 from stepwork.errors import StepworkError

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.compiled import CompiledWorkflow
 from stepwork.engine.context import StepContext
+from stepwork.engine.nesting import child_transaction_id
 from stepwork.engine.outcome import error_to_raise
 from stepwork.engine.registry import get_workflow
-from stepwork.engine.run import Run, child_transaction_id
+from stepwork.engine.run import Run
 from stepwork.engine.step_calls import WAITING
 from stepwork.engine.step_response import StepResponse
 from stepwork.engine.stored_runs import FINISHED, acquire, checkpointer, create, load

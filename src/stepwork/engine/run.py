@@ -18,12 +18,13 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from stepwork.container import Container
 from stepwork.engine import patches
 from stepwork.engine.context import StepContext
 from stepwork.engine.fast_paths import FastPaths
+from stepwork.engine.nesting import NestedRuns, child_transaction_id
 from stepwork.engine.run_events import emit
 from stepwork.engine.step_calls import PLAIN, SUSPEND
 from stepwork.engine.step_response import _SKIP, StepResponse
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from stepwork.engine.checkpoint import StoredCheckpointer
     from stepwork.engine.compiled import CompiledWorkflow, StepHandler
 
-__all__ = ["NestedRuns", "Run"]
+__all__ = ["Run"]
 
 _X = TransactionState
 _NOT_STARTED = StepState.NOT_STARTED
@@ -46,24 +47,12 @@ _ALL_DONE: Any = object()
 _CONTINUE: Any = object()
 
 
-class NestedRuns(Protocol):
-    """Where a run's nested workflows run: in memory, or stored by the engine."""
-
-    async def run_child(self, parent: Run, compiled: CompiledWorkflow, value: Any, ctx: StepContext) -> Any:
-        """Run the child of step ``ctx.step_name``: its ``StepResponse``, or ``WAITING`` if it waits."""
-        ...
-
-    async def revert_child(self, parent: Run, key: ExecutionKey) -> None:
-        """Compensate the child ``key`` (nothing if it did not finish ``done``)."""
-        ...
-
-
 class Run(FastPaths):
     """One execution being driven: the transaction, its resolver state and the run-wide facts."""
 
     __slots__ = (
-        "_container", "after_resume", "check_storable", "children", "compiled", "context", "cp", "deadline",
-        "event_group_id", "fast", "handlers", "inflight", "inline", "inline_calls", "key", "listeners", "memo",
+        "_container", "_key", "after_resume", "check_storable", "children", "compiled", "context", "cp", "deadline",
+        "event_group_id", "fast", "handlers", "inflight", "inline", "inline_calls", "listeners", "memo",
         "nested", "now", "outputs", "parent_step_idempotency_key", "payload", "reason", "reason_step", "run_id",
         "transaction_id", "txn", "workflow_id",
     )
@@ -80,7 +69,7 @@ class Run(FastPaths):
         self.workflow_id = compiled.name
         self.transaction_id = transaction_id
         self.run_id = run_id
-        self.key = ExecutionKey(compiled.name, transaction_id, run_id)
+        self._key: ExecutionKey | None = None
         self._container = container
         self.context = context
         self.event_group_id = event_group_id
@@ -113,6 +102,14 @@ class Run(FastPaths):
         if self._container is None:
             self._container = Container()
         return self._container
+
+    @property
+    def key(self) -> ExecutionKey:
+        """The execution's key (made when first needed: a run in memory rarely needs it)."""
+        key = self._key
+        if key is None:
+            key = self._key = ExecutionKey(self.workflow_id, self.transaction_id, self.run_id)
+        return key
 
     @property
     def finished(self) -> bool:
@@ -386,9 +383,3 @@ class Run(FastPaths):
         if compiled.result_pre:
             await ensure(self, compiled.result_pre)
         return compiled.read_result(self)
-
-
-def child_transaction_id(parent: Run, step_name: str, attempt: int) -> str:
-    """The transaction id of the nested workflow run by ``step_name`` (one per attempt)."""
-    tid = f"{step_name}-{parent.transaction_id}"
-    return tid if attempt <= 1 else f"{tid}-attempt-{attempt}"

@@ -89,7 +89,13 @@ def typed_converter(fn: Callable[..., Any] | None, what: str) -> Callable[[Any],
     param = _first_parameter(raw)
     if param is None or param.annotation is inspect.Parameter.empty:
         return None
-    return _Converter(raw, param.name, what)
+    converter = _Converter(raw, param.name, what)
+    try:
+        hints = typing.get_type_hints(raw)
+    except Exception:  # a class not defined yet: resolved on first use
+        return converter
+    converter.target = _model_class(hints.get(param.name))
+    return converter if converter.target is not None else None  # not a model: nothing to do, ever
 
 
 def typed_reader(read: Callable[[Any], Any], convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from stepwork.errors import StepworkError
 
@@ -35,9 +35,8 @@ class LeaseLostError(StepworkError):
         super().__init__(StepworkError.Types.CONFLICT, message)
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionKey:
-    """The primary key of a stored execution."""
+class ExecutionKey(NamedTuple):
+    """The primary key of a stored execution (a named tuple: made for every run, so it must be cheap)."""
 
     workflow_id: str
     transaction_id: str
