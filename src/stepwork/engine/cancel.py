@@ -41,8 +41,7 @@ async def cancel(engine: WorkflowEngine, workflow_id: str, transaction_id: str, 
         if version is None:
             version = await acquire(engine, row, wait=True)
         run = await load(engine, compiled, row, version)
-        await run.begin_compensation(StepworkError(StepworkError.Types.NOT_ALLOWED, "The transaction was cancelled."),
-                                     cancel=True)
+        await run.begin_compensation("The transaction was cancelled.", cancel=True)
         await checkpointer(run).flush()
         await engine.drive(run)
         return await finish(run, throw_on_error=False, result_from=None)

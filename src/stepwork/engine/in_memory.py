@@ -43,11 +43,14 @@ class MemoryNested:
                     parent_step_idempotency_key=parent_key, nested=self, now=parent.now)
         child.check_storable = parent.check_storable and compiled.plan.store
         await child.drive()
-        self.runs[child.key] = child
-        parent.children.append(child.key)
+        key = child.key
+        self.runs[key] = child
+        parent.children.append(key)
         if child.txn.state is not TransactionState.DONE:
             raise error_to_raise(child.txn)
-        return StepResponse(await child.resolve_result(None), child.nested_ref())
+        result = compiled.read_result(child) if not compiled.result_pre else await child.resolve_result(None)
+        return StepResponse(result, {"workflow_id": key.workflow_id, "transaction_id": key.transaction_id,
+                                     "run_id": key.run_id})
 
     async def revert_child(self, parent: Run, key: ExecutionKey) -> None:
         """Revert a child that finished ``done``."""

@@ -15,7 +15,6 @@ from stepwork.engine.step_calls import WAITING
 from stepwork.engine.step_response import StepResponse
 from stepwork.engine.stored_runs import FINISHED, acquire, checkpointer, create, load
 from stepwork.engine.subscriptions import Listeners
-from stepwork.errors import StepworkError
 from stepwork.orchestration.states import TransactionState
 from stepwork.storage.base import ExecutionKey
 
@@ -78,8 +77,7 @@ class StoredNested:
             if version is None:
                 version = await acquire(engine, row, wait=True)
             child = await load(engine, get_workflow(key.workflow_id).compiled, row, version)
-            await child.begin_compensation(StepworkError(StepworkError.Types.NOT_ALLOWED,
-                                                         "The parent workflow is compensating."), cancel=True)
+            await child.begin_compensation("The parent workflow is compensating.", cancel=True)
             child.inline = True
             await checkpointer(child).flush()
             await engine.drive(child)

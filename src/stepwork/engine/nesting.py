@@ -3,15 +3,17 @@ implement) and the transaction id a nested run gets."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from stepwork.errors import StepworkError
+from stepwork.storage.base import ExecutionKey
 
 if TYPE_CHECKING:
     from stepwork.engine.compiled import CompiledWorkflow
     from stepwork.engine.context import StepContext
     from stepwork.engine.run import Run
-    from stepwork.storage.base import ExecutionKey
 
-__all__ = ["NestedRuns", "child_transaction_id"]
+__all__ = ["NestedCalls", "NestedRuns", "child_transaction_id"]
 
 
 class NestedRuns(Protocol):
@@ -26,7 +28,44 @@ class NestedRuns(Protocol):
         ...
 
 
-def child_transaction_id(parent: Run, step_name: str, attempt: int) -> str:
+def child_transaction_id(parent: Run | NestedCalls, step_name: str, attempt: int) -> str:
     """The transaction id of the nested workflow run by ``step_name`` (one per attempt)."""
     tid = f"{step_name}-{parent.transaction_id}"
     return tid if attempt <= 1 else f"{tid}-attempt-{attempt}"
+
+
+class NestedCalls:
+    """The run's side of its nested workflows (mixed into ``Run``): what a nested step calls."""
+
+    __slots__ = ()
+
+    nested: NestedRuns | None
+    children: list[ExecutionKey]
+    workflow_id: str
+    transaction_id: str
+    run_id: str
+
+    async def run_child(self, compiled: CompiledWorkflow, value: Any, ctx: StepContext) -> Any:
+        """Run ``compiled`` as the nested workflow of step ``ctx.step_name``."""
+        if self.nested is None:
+            raise StepworkError(StepworkError.Types.UNEXPECTED_STATE, "This run cannot start nested workflows.")
+        return await self.nested.run_child(cast("Run", self), compiled, value, ctx)
+
+    async def revert_child(self, value: Any, ctx: StepContext) -> None:
+        """Compensation of a nested-workflow step: revert the child it ran."""
+        if isinstance(value, dict) and {"workflow_id", "transaction_id", "run_id"} <= value.keys():
+            key = ExecutionKey(value["workflow_id"], value["transaction_id"], value["run_id"])
+        else:
+            # The nested step never completed (its child waited, or failed): find the child it started.
+            prefix = child_transaction_id(self, ctx.step_name, 1)
+            mine = [k for k in self.children if k.transaction_id == prefix
+                    or k.transaction_id.startswith(prefix + "-attempt-")]
+            if not mine:
+                return
+            key = mine[-1]
+        if self.nested is not None:
+            await self.nested.revert_child(cast("Run", self), key)
+
+    def nested_ref(self) -> dict[str, str]:
+        """What a parent's step keeps to revert this nested execution."""
+        return {"workflow_id": self.workflow_id, "transaction_id": self.transaction_id, "run_id": self.run_id}

@@ -24,11 +24,11 @@ from stepwork.container import Container
 from stepwork.engine import patches
 from stepwork.engine.context import StepContext
 from stepwork.engine.fast_paths import FastPaths
-from stepwork.engine.nesting import NestedRuns, child_transaction_id
+from stepwork.engine.nesting import NestedCalls, NestedRuns
 from stepwork.engine.run_events import emit
 from stepwork.engine.step_calls import PLAIN, SUSPEND
 from stepwork.engine.step_response import _SKIP, StepResponse
-from stepwork.engine.values import ensure
+from stepwork.engine.values import clone, ensure
 from stepwork.errors import StepworkError
 from stepwork.orchestration.states import FORWARD_STEP_STATES, StepState, StepStatus, TransactionState
 from stepwork.orchestration.transaction import FailureOutcome, Transaction
@@ -47,7 +47,7 @@ _ALL_DONE: Any = object()
 _CONTINUE: Any = object()
 
 
-class Run(FastPaths):
+class Run(FastPaths, NestedCalls):
     """One execution being driven: the transaction, its resolver state and the run-wide facts."""
 
     __slots__ = (
@@ -139,8 +139,10 @@ class Run(FastPaths):
             await emit(self, "on_resume")
             for event, fields in self.after_resume:  # what resumed it: a completion from outside
                 await emit(self, event, **fields)
-        self.after_resume = []
-        self._set_deadline()
+        if self.after_resume:
+            self.after_resume = []
+        if self.compiled.plan.options.timeout is not None:
+            self._set_deadline()
         self.fast = cp is None and not listeners and self.deadline is None
         self.inline_calls = not listeners and self.deadline is None
         reason = self.reason
@@ -162,8 +164,7 @@ class Run(FastPaths):
                 continue
             if state is _X.INVOKING:  # a failure asks for compensation
                 # (Not written here: the first compensation's start commits the move with it.)
-                await self.begin_compensation(StepworkError(
-                    StepworkError.Types.NOT_ALLOWED, "The workflow is compensating: this waiting step was failed."))
+                await self.begin_compensation("The workflow is compensating: this waiting step was failed.")
                 continue
             if state is _X.WAITING_TO_COMPENSATE:
                 txn.state = _X.COMPENSATING
@@ -178,15 +179,17 @@ class Run(FastPaths):
         if cp is not None:
             await cp.finished()
 
-    async def begin_compensation(self, why: StepworkError, *, cancel: bool = False) -> None:
-        """Start compensating. An async step still waiting for its completion is failed now, with
-        ``why``: it is then compensated with the others instead of being left running."""
+    async def begin_compensation(self, why: str, *, cancel: bool = False) -> None:
+        """Start compensating. An async step still waiting for its completion is failed now
+        (``not_allowed``, saying ``why``): it is then compensated with the others instead of being
+        left running. (Only a stored run can have one.)"""
         txn = self.txn
-        for j in txn.running_steps():
-            if txn.waiting[j]:
-                txn.fail_waiting(j, why, permanent=True)
-                if self.cp is not None:
-                    self.cp.dirty.add(j)
+        cp = self.cp
+        if cp is not None:
+            for j in txn.running_steps():
+                if txn.waiting[j]:
+                    txn.fail_waiting(j, StepworkError(StepworkError.Types.NOT_ALLOWED, why), permanent=True)
+                    cp.dirty.add(j)
         if cancel:
             txn.failing = False
         txn.begin_compensation(self.now(), cancel=cancel)
@@ -328,8 +331,25 @@ class Run(FastPaths):
             if len(todo) == 1:
                 i = todo[0]
                 h = handlers[i]
-                if fast and h.compensate is not None and not h.compensate_is_coro and h.comp_convert is None:
-                    await self._compensate_inline(i, h)
+                fn = h.compensate
+                if fast and fn is not None and not h.compensate_is_coro and h.comp_convert is None:
+                    # The hot path in memory: a plain compensation function, called inline.
+                    attempt = txn.start_compensate(i)
+                    try:
+                        f1 = h.compensate1
+                        if f1 is not None:
+                            r = f1(clone(txn.comp_input[i]))
+                        else:
+                            r = fn(clone(txn.comp_input[i]), StepContext(self, h.name, "compensate", attempt))
+                        if r.__class__ not in PLAIN and inspect.isawaitable(r):
+                            r = await r
+                    except Exception as exc:  # every compensation error is recorded
+                        outcome = txn.compensate_failed(i, exc)
+                    else:
+                        txn.compensate_succeeded(i, r.output if isinstance(r, StepResponse) else r)
+                        continue
+                    if outcome is _RETRY:  # outside the except block: no chaining to this error
+                        await self._compensate_step(i, retry=True)
                 else:
                     await self._compensate_step(i)
             elif todo:
@@ -341,37 +361,8 @@ class Run(FastPaths):
 
     async def revert(self) -> None:
         """Compensate every completed step of this (finished or running) execution: cancel."""
-        await self.begin_compensation(StepworkError(StepworkError.Types.NOT_ALLOWED,
-                                                    "The transaction was cancelled."), cancel=True)
+        await self.begin_compensation("The transaction was cancelled.", cancel=True)
         await self.drive()
-
-    # -- nested workflows -------------------------------------------------------------------------
-
-    async def run_child(self, compiled: CompiledWorkflow, value: Any, ctx: StepContext) -> Any:
-        """Run ``compiled`` as the nested workflow of step ``ctx.step_name``."""
-        if self.nested is None:
-            raise StepworkError(StepworkError.Types.UNEXPECTED_STATE, "This run cannot start nested workflows.")
-        return await self.nested.run_child(self, compiled, value, ctx)
-
-    async def revert_child(self, value: Any, ctx: StepContext) -> None:
-        """Compensation of a nested-workflow step: revert the child it ran."""
-        if isinstance(value, dict) and {"workflow_id", "transaction_id", "run_id"} <= value.keys():
-            key = ExecutionKey(value["workflow_id"], value["transaction_id"], value["run_id"])
-        else:
-            # The nested step never completed (its child waited, or failed): find the child it started.
-            prefix = child_transaction_id(self, ctx.step_name, 1)
-            mine = [k for k in self.children if k.transaction_id == prefix
-                    or k.transaction_id.startswith(prefix + "-attempt-")]
-            if not mine:
-                return
-            key = mine[-1]
-        if self.nested is not None:
-            await self.nested.revert_child(self, key)
-
-    def nested_ref(self) -> dict[str, str]:
-        """What a parent's step keeps to revert this nested execution."""
-        return {"workflow_id": self.key.workflow_id, "transaction_id": self.key.transaction_id,
-                "run_id": self.key.run_id}
 
     # -- results ----------------------------------------------------------------------------------
 
