@@ -91,10 +91,15 @@ def typed_converter(fn: Callable[..., Any] | None, what: str) -> Callable[[Any],
         return None
     converter = _Converter(raw, param.name, what)
     try:
-        hints = typing.get_type_hints(raw)
-    except Exception:  # a class not defined yet: resolved on first use
-        return converter
-    converter.target = _model_class(hints.get(param.name))
+        annotation = typing.get_type_hints(raw).get(param.name)
+    except Exception:  # another annotation cannot be resolved (yet): try this one alone
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, getattr(raw, "__globals__", {}))
+            except Exception:  # a class not defined yet: resolved on first use
+                return converter
+    converter.target = _model_class(annotation)
     return converter if converter.target is not None else None  # not a model: nothing to do, ever
 
 
