@@ -24,7 +24,9 @@ __all__ = ["MemoryNested", "execute"]
 
 
 class MemoryNested:
-    """Nested runs of one in-memory execution tree, kept here so that a parent can revert them."""
+    """The nested runs of one in-memory run, kept here so that it can revert them. Each run has its
+    own (a child gets a new one): a child holding its parent's would make a reference cycle per
+    child, left to the garbage collector."""
 
     __slots__ = ("runs",)
 
@@ -40,7 +42,7 @@ class MemoryNested:
                        parent_step_idempotency_key=parent_key)
         child = Run(compiled, value, transaction_id=tid, run_id=parent.run_id, container=parent._container,
                     context=context, event_group_id=parent.event_group_id,
-                    parent_step_idempotency_key=parent_key, nested=self, now=parent.now)
+                    parent_step_idempotency_key=parent_key, nested=MemoryNested(), now=parent.now)
         child.check_storable = parent.check_storable and compiled.plan.store
         await child.drive()
         key = child.key

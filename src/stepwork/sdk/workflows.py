@@ -134,7 +134,8 @@ class Workflow(Generic[I, O]):
         compiled = self._compiled
 
         async def invoke(value: Any, ctx: StepContext) -> Any:
-            return await ctx._run.run_child(compiled, value, ctx)  # type: ignore[attr-defined]
+            run = ctx._run  # the engine's run (its nested-run backend: in memory, or stored)
+            return await run.nested.run_child(run, compiled, value, ctx)  # type: ignore[attr-defined]
 
         async def compensate(value: Any, ctx: StepContext) -> Any:
             return await ctx._run.revert_child(value, ctx)  # type: ignore[attr-defined]
