@@ -1,6 +1,6 @@
 """Run the Python snippets of the documentation, to keep it true to the code.
 
-    .venv/bin/python docs/check_snippets.py            # every docs/*.md page
+    .venv/bin/python docs/check_snippets.py            # every docs/*.md page (the test also runs README.md)
     .venv/bin/python docs/check_snippets.py docs/steps.md
 
 Rules:

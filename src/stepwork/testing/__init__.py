@@ -7,7 +7,8 @@
   right after a step's checkpoint).
 - :func:`timeline`: what a run did (``.invoked``, ``.compensated``, ``.failed``, ``.skipped``,
   ``.step(name)``), read from its result or its stored execution.
-- The pytest plugin (installed with stepwork) adds the fixtures ``stepwork_engine``,
+- The pytest plugin (registered when stepwork is installed; its fixtures need pytest-asyncio:
+  ``pip install "stepwork[testing]"``) adds the fixtures ``stepwork_engine``,
   ``stepwork_sqlite_engine`` and ``stepwork_clock``; see :mod:`stepwork.testing.plugin`.
 """
 
