@@ -1,9 +1,11 @@
-"""The hot paths of a run in memory: a step (or compensation) whose function is called inline,
-and a parallel stage whose coroutines go straight to ``asyncio.gather``.
+"""The inline paths of a run: a fast step of a stored run (its start checkpointed, then one call),
+and, in memory, a parallel stage whose coroutines go straight to ``asyncio.gather``. (The in-memory
+hot path of a single step, and of a compensation, is written out in the run loop itself.)
 
-Used when nothing must happen around the call (no checkpoint, listener, timeout, condition or
-retry wait): one Python call per step, no task, no StepContext when the function takes the input
-alone. Anything else goes through the general path of :class:`~stepwork.engine.step_calls.StepCalls`.
+Used when nothing but a stored run's checkpoint must happen around the call (no listener,
+timeout, condition, thread or async completion): one Python call per step, no task, no StepContext
+when the function takes the input alone. Anything else goes through the general path of
+:class:`~stepwork.engine.step_calls.StepCalls`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from stepwork.engine.context import StepContext
 from stepwork.engine.step_calls import PLAIN, StepCalls
 from stepwork.engine.step_response import _SKIP, StepResponse
-from stepwork.engine.values import clone
 from stepwork.errors import StepworkError
 from stepwork.orchestration.transaction import FailureOutcome
 
@@ -65,28 +66,6 @@ class FastPaths(StepCalls):
         elif cp is not None:
             await cp.step_settled(i)
         return False
-
-    async def _compensate_inline(self, i: int, h: StepHandler) -> None:
-        """The hot path of a plain compensation function, called inline."""
-        txn = self.txn
-        fn = h.compensate
-        assert fn is not None
-        attempt = txn.start_compensate(i)
-        try:
-            f1 = h.compensate1
-            if f1 is not None:
-                r = f1(clone(txn.comp_input[i]))
-            else:
-                r = fn(clone(txn.comp_input[i]), StepContext(self, h.name, "compensate", attempt))
-            if r.__class__ not in PLAIN and inspect.isawaitable(r):
-                r = await r
-        except Exception as exc:  # every compensation error is recorded
-            outcome = txn.compensate_failed(i, exc)
-        else:
-            txn.compensate_succeeded(i, r.output if isinstance(r, StepResponse) else r)
-            return
-        if outcome is _RETRY:  # outside the except block: no chaining to this error
-            await self._compensate_step(i, retry=True)
 
     async def _parallel_fast(self, members: list[int]) -> None:
         """A parallel stage of fast steps without retries: their coroutines go straight to gather."""
