@@ -8,6 +8,7 @@ while the task lives; if the process dies, it comes due and the step is invoked 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable
@@ -49,6 +50,9 @@ async def start_background(engine: WorkflowEngine, run: Run, handler: StepHandle
         else:
             await _complete(completion.complete(engine, key, completion.succeed(r), throw_on_error=False,
                                                 attempt=ctx.attempt))
+        # The task's stand-in is done with (were it left, it would come due for an attempt that ended).
+        with contextlib.suppress(Exception):
+            await engine.store.delete_timer(timer.id)
 
     task = asyncio.create_task(work(), name=f"stepwork-background-{key}")
     engine.background.add(task)

@@ -177,7 +177,8 @@ class StoredCheckpointer:
                                                           f"{opts.timeout} seconds."), timed_out=TimedOut(False))
             dirty.add(i)
         elif (reason in ("awaiting_retry", "background") and i is not None and txn.waiting[i]
-              and txn.inv_state[i] is StepState.INVOKING):
+              and txn.inv_state[i] is StepState.INVOKING
+              and (run.reason_attempt is None or run.reason_attempt == txn.attempts[i])):
             # Re-invoke: an awaiting retry is due, or a background step's process stopped before it
             # completed the step (its timer was no longer pushed forward).
             txn.waiting[i] = False

@@ -55,7 +55,9 @@ async def drive(engine: WorkflowEngine, run: Run) -> None:
         else:
             engine.driving.pop(key, None)
     if run.finished and run.parent_step_idempotency_key is not None and not run.inline:
-        await complete_parent(engine, run)
+        # After this transaction's lock is let go: completing the parent may revert this child, which
+        # takes the same lock (waiting for it here would never end).
+        await engine.after_unlock(run.workflow_id, run.transaction_id, lambda: complete_parent(engine, run))
 
 
 async def complete_parent(engine: WorkflowEngine, child: Run) -> None:

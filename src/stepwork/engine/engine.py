@@ -69,6 +69,7 @@ class WorkflowEngine:
         self.foreign_reported: set[ExecutionKey] = set()  # orphans of workflows this process lacks, logged
         self.foreign_check_at = 0.0
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._after_unlock: dict[tuple[str, str], list[Callable[[], Coroutine[Any, Any, None]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()  # timer fires and recoveries of the background loop
         self._started = False
@@ -184,6 +185,18 @@ class WorkflowEngine:
         finally:
             if not lock.locked() and not lock._waiters:
                 self._locks.pop(key, None)
+            # Also when the body raised (a failed run raising to its caller): the work is owed.
+            for work in self._after_unlock.pop(key, []):
+                await work()
+
+    async def after_unlock(self, workflow_id: str, transaction_id: str,
+                           work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``work`` once the transaction's lock is let go (now, if nobody here holds it)."""
+        key = (workflow_id, transaction_id)
+        if self.busy(workflow_id, transaction_id):
+            self._after_unlock.setdefault(key, []).append(work)
+        else:
+            await work()
 
     async def drive(self, run: Run) -> None:
         """Drive a stored run with this engine's lease (see ``engine.driving``)."""

@@ -15,7 +15,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.context import StepContext
-from stepwork.engine.step_calls import PLAIN, StepCalls
+from stepwork.engine.step_calls import PLAIN, WAITING, StepCalls
 from stepwork.engine.step_response import _SKIP, StepResponse
 from stepwork.errors import StepworkError
 from stepwork.orchestration.transaction import FailureOutcome
@@ -54,8 +54,13 @@ class FastPaths(StepCalls):
                 r = await r
             if r.__class__ is StepResponse and r is not _SKIP and cp is None and not self.check_storable:
                 txn.invoke_succeeded(i, r.output, r.compensate_input)
-            else:
-                self._succeeded(i, r)
+                return True
+            if self._succeeded(i, r) is WAITING:
+                # A nested run that waits (for a retry, say): the step waits with it, and the caller
+                # sees its stage unsettled.
+                if cp is not None:
+                    await cp.step_settled(i)
+                return False
             if cp is not None:
                 cp.dirty.add(i)  # written with the next checkpoint (a sequential stage)
             return True

@@ -53,8 +53,8 @@ class Run(FastPaths, NestedCalls):
     __slots__ = (
         "_container", "_key", "after_resume", "check_storable", "children", "compiled", "context", "cp", "deadline",
         "event_group_id", "fast", "handlers", "inflight", "inline", "inline_calls", "listeners", "memo",
-        "nested", "now", "outputs", "parent_step_idempotency_key", "payload", "reason", "reason_step", "run_id",
-        "transaction_id", "txn", "workflow_id",
+        "nested", "now", "outputs", "parent_step_idempotency_key", "payload", "reason", "reason_attempt",
+        "reason_step", "run_id", "transaction_id", "txn", "workflow_id",
     )
 
     def __init__(self, compiled: CompiledWorkflow, payload: Any, *, transaction_id: str, run_id: str,
@@ -94,6 +94,7 @@ class Run(FastPaths, NestedCalls):
         self.after_resume: list[tuple[str, dict[str, Any]]] = []  # events of what resumed it
         self.reason: str | None = None       # why a stored run is resumed: "run", "recovery", a timer kind
         self.reason_step: int | None = None  # the step a timer was for
+        self.reason_attempt: int | None = None  # and the attempt it was armed for
         self.inline = False  # driven from inside its parent's step call (a nested run)
 
     @property

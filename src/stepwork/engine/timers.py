@@ -66,6 +66,9 @@ async def _fire(engine: WorkflowEngine, timer: TimerRow) -> None:
         cp.consumed.append(timer.id)  # removed by the run's next write, with the timer's effect
         run.reason = timer.kind
         run.reason_step = timer.step_index
+        # Step timers are per attempt ("...:{step}:{attempt}"): one of an attempt the step has left is void.
+        attempt = timer.id.rpartition(":")[2]
+        run.reason_attempt = int(attempt) if attempt.isdigit() else None
         await engine.drive(run)
         if cp.consumed:  # nothing was written (the timer had no effect left): remove it now
             await engine.store.delete_timer(timer.id)

@@ -34,6 +34,22 @@ def _first_parameter(fn: Callable[..., Any]) -> inspect.Parameter | None:
     return positional[0] if positional else None
 
 
+def _annotation(fn: Callable[..., Any], param: str) -> Any:
+    """The resolved annotation of ``fn``'s parameter ``param``; ``_UNKNOWN`` if it cannot be resolved."""
+    try:
+        return typing.get_type_hints(fn).get(param)
+    except Exception:  # another annotation cannot be resolved (yet): try this one alone
+        pass
+    annotation = getattr(fn, "__annotations__", {}).get(param)
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        # The function's own annotation, evaluated in its module (as get_type_hints would).
+        return eval(annotation, getattr(fn, "__globals__", {}))
+    except Exception:
+        return _UNKNOWN
+
+
 def _model_class(annotation: Any) -> type | None:
     """The model or dataclass an annotation names (``Model | None`` included), else ``None``."""
     origin = typing.get_origin(annotation)
@@ -65,11 +81,9 @@ class _Converter:
     def __call__(self, value: Any) -> Any:
         target = self.target
         if target is _UNKNOWN:
-            try:
-                hints = typing.get_type_hints(self.fn)
-            except Exception:  # unresolvable annotations: values are passed as they are
-                hints = {}
-            target = self.target = _model_class(hints.get(self.param))
+            annotation = _annotation(self.fn, self.param)
+            # Still unresolvable (a name that does not exist): values are passed as they are.
+            target = self.target = None if annotation is _UNKNOWN else _model_class(annotation)
         if target is None or value is None or isinstance(value, target):
             return value
         try:
@@ -90,15 +104,9 @@ def typed_converter(fn: Callable[..., Any] | None, what: str) -> Callable[[Any],
     if param is None or param.annotation is inspect.Parameter.empty:
         return None
     converter = _Converter(raw, param.name, what)
-    try:
-        annotation = typing.get_type_hints(raw).get(param.name)
-    except Exception:  # another annotation cannot be resolved (yet): try this one alone
-        annotation = param.annotation
-        if isinstance(annotation, str):
-            try:
-                annotation = eval(annotation, getattr(raw, "__globals__", {}))
-            except Exception:  # a class not defined yet: resolved on first use
-                return converter
+    annotation = _annotation(raw, param.name)
+    if annotation is _UNKNOWN:  # a class not defined yet: resolved on first use
+        return converter
     converter.target = _model_class(annotation)
     return converter if converter.target is not None else None  # not a model: nothing to do, ever
 
