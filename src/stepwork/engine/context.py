@@ -1,4 +1,4 @@
-"""``StepContext``: the second argument of every invoke and compensate function (SPEC §1.3)."""
+"""``StepContext``: the second argument of every invoke and compensate function (docs/steps.md, StepContext)."""
 
 from __future__ import annotations
 

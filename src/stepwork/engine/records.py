@@ -1,4 +1,4 @@
-"""``WorkflowExecution``: a stored execution as users read it (SPEC §6)."""
+"""``WorkflowExecution``: a stored execution as users read it (docs/execution.md)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class WorkflowExecution:
     """A stored execution: ``id``, ``workflow_id``, ``transaction_id``, ``run_id``, ``state``,
     ``execution``, ``context``, ``retention_time``, ``created_at``, ``updated_at``, ``deleted_at``.
 
-    Times are timezone-aware ``datetime`` objects; :meth:`to_dict` gives the SPEC §6 record with
+    Times are timezone-aware ``datetime`` objects; :meth:`to_dict` gives the record of docs/execution.md with
     ISO-8601 strings.
     """
 
@@ -84,7 +84,7 @@ class WorkflowExecution:
         return _dt(self._row.deleted_at)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record with exactly the keys of SPEC §6 (times as ISO-8601 strings)."""
+        """The record with exactly the keys docs/execution.md lists (times as ISO-8601 strings)."""
         r = self._row
         return {
             "id": r.id, "workflow_id": r.workflow_id, "transaction_id": r.transaction_id, "run_id": r.run_id,

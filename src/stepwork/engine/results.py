@@ -1,4 +1,4 @@
-"""What a run returns: ``WorkflowResult`` and its parts (SPEC §2.1)."""
+"""What a run returns: ``WorkflowResult`` and its parts (docs/workflows.md)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class Acknowledgement:
 
 
 class TransactionInfo:
-    """The transaction of a run: ids, ``state``, and the ``execution``/``context`` records of SPEC §6.
+    """The transaction of a run: ids, ``state``, and the ``execution``/``context`` records (docs/execution.md).
 
     ``execution`` and ``context`` are built when first read (reading them costs; running does not).
     """

@@ -25,7 +25,7 @@ _INVALID = StepworkError.Types.INVALID_DATA
 
 @dataclass(frozen=True, slots=True)
 class StepOptions:
-    """Options of one step (SPEC §1.2), validated."""
+    """Options of one step (docs/steps.md, step options), validated."""
 
     name: str
     max_retries: int = 0
@@ -135,7 +135,7 @@ def check_step_name(name: object) -> None:
 
 def parse_step_options(name: str, options: Mapping[str, Any], *, base: StepOptions | None = None,
                        owner: str | None = None) -> StepOptions:
-    """Validate step options (snake_case keys of SPEC §1.2) on top of ``base``."""
+    """Validate step options (snake_case keys of docs/steps.md, step options) on top of ``base``."""
     check_step_name(name)
     owner = owner or f'step "{name}"'
     values: dict[str, Any] = {} if base is None else {f.name: getattr(base, f.name) for f in fields(base)}
@@ -172,7 +172,7 @@ def parse_step_options(name: str, options: Mapping[str, Any], *, base: StepOptio
 
 @dataclass(frozen=True, slots=True)
 class WorkflowOptions:
-    """Options of a workflow (SPEC §2), validated."""
+    """Options of a workflow (docs/workflows.md), validated."""
 
     name: str
     store: bool = False

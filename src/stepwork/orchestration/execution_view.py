@@ -1,4 +1,4 @@
-"""The ``execution`` and ``context`` records of SPEC §6, built from a transaction when first read.
+"""The ``execution`` and ``context`` records (docs/execution.md), built from a transaction when first read.
 
 The in-memory path never builds these unless someone reads them (building them on every run
 halves throughput); the durable engine stores the same shapes, so both paths look identical.

@@ -1,4 +1,4 @@
-"""How long a step waits before its next attempt (SPEC §1.2: ``retry_interval``, ``retry_backoff``,
+"""How long a step waits before its next attempt (docs/steps.md, step options: ``retry_interval``, ``retry_backoff``,
 ``retry_max_interval``, ``retry_jitter``).
 
 Pure arithmetic: no clock, no I/O, no asyncio. Randomness comes from the caller's ``random``, so a

@@ -1,4 +1,4 @@
-"""Composition primitives: ``transform``, ``when(...).then(...)`` and ``parallelize`` (SPEC §3)."""
+"""Composition primitives: ``transform``, ``when(...).then(...)`` and ``parallelize`` (docs/workflows.md)."""
 
 from __future__ import annotations
 

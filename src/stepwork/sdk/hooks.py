@@ -1,4 +1,4 @@
-"""Hooks: points in a workflow where users inject their own step (SPEC §3.5)."""
+"""Hooks: points in a workflow where users inject their own step (docs/workflows.md, hooks)."""
 
 from __future__ import annotations
 

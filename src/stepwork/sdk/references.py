@@ -42,7 +42,7 @@ def _no_operators(op: str) -> StepworkError:
 
 
 class Ref(Generic[T_co]):
-    """A reference to a value known at run time (SPEC §3.1).
+    """A reference to a value known at run time (docs/workflows.md, references).
 
     ``ref.key``, ``ref["key"]`` and ``ref[0]`` make derived references; a path through ``None`` or a
     missing key resolves to ``None``. Python operators, ``if``/``bool``, iteration and comparisons

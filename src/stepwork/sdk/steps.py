@@ -1,4 +1,4 @@
-"""Steps: ``create_step`` and the ``@step`` decorator (SPEC §1)."""
+"""Steps: ``create_step`` and the ``@step`` decorator (docs/steps.md)."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def create_step(name_or_config: str | Mapping[str, Any], invoke: Invoke0[O],
                 compensate: Callable[..., Any] | None = None) -> Step[None, O]: ...
 def create_step(name_or_config: str | Mapping[str, Any], invoke: Callable[..., Any],
                 compensate: Callable[..., Any] | None = None) -> Step[Any, Any]:
-    """Create a step from an invoke function and an optional compensation (SPEC §1).
+    """Create a step from an invoke function and an optional compensation (docs/steps.md).
 
     ``name_or_config`` is the step name or a mapping with ``"name"`` and step options. ``invoke(input,
     ctx)`` and ``compensate(compensate_input, ctx)`` may be plain or ``async`` functions (they may

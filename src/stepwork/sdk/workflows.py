@@ -1,4 +1,4 @@
-"""Workflows: ``create_workflow``, ``@workflow``, ``WorkflowResponse`` and running (SPEC §2)."""
+"""Workflows: ``create_workflow``, ``@workflow``, ``WorkflowResponse`` and running (docs/workflows.md)."""
 
 from __future__ import annotations
 
