@@ -17,6 +17,7 @@ def wf_name(request: pytest.FixtureRequest) -> str:
 # STEPWORK_TEST_BACKENDS selects them (comma-separated): sqlite-memory, sqlite-file, postgres.
 # `make test` runs all three; PostgreSQL gets a throwaway database per test session.
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
@@ -27,22 +28,30 @@ BACKENDS = [b.strip() for b in os.environ.get("STEPWORK_TEST_BACKENDS", "sqlite-
 PG_ADMIN_URL = os.environ.get("STEPWORK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
-    """A PostgreSQL database of this test session's own, dropped at the end."""
+@contextlib.contextmanager
+def throwaway_pg_database(prefix: str) -> Iterator[str]:
+    """The URL of a new PostgreSQL database, dropped (with its connections) when the block ends."""
     import psycopg
 
-    name = f"stepwork_test_{os.getpid()}_{secrets.token_hex(4)}"
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc}); `make test` starts it, or set "
                     "STEPWORK_TEST_BACKENDS to leave it out.")
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A PostgreSQL database of this test session's own, dropped at the end."""
+    with throwaway_pg_database("stepwork_test") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -13,14 +13,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.faults import fault_point
-from stepwork.engine.persistence import progress_of, progress_tail, safe_jsonable, step_row
+from stepwork.engine.persistence import encode_step_values, progress_of, progress_tail, safe_jsonable, step_row
 from stepwork.engine.run_events import emit
 from stepwork.engine.step_calls import TimedOut
 from stepwork.errors import StepTimeoutError, TransactionTimeoutError
 from stepwork.orchestration.failures import StepFailure
 from stepwork.orchestration.states import StepState, TransactionState
 from stepwork.storage.base import ExecutionRow, FinishData, TimerRow
-from stepwork.storage.serialization import encode
 
 if TYPE_CHECKING:
     from stepwork.engine.compiled import StepHandler
@@ -109,12 +108,9 @@ class StoredCheckpointer:
     def encode(self, i: int, output: Any, comp: Any) -> None:
         """Encode a step's values now, so a value that cannot be stored fails the step (it is raised
         inside the step's error handling) before anything is written."""
-        name = self.run.handlers[i].name
-        save = self.run.compiled.plan.save_response[i]
-        out = self.enc_out[i] = encode(output, f'The output of step "{name}"') if save and output is not None else None
-        # The same value as the output (a step returning a plain value): encoded once.
-        self.enc_comp[i] = None if comp is None else out if comp is output and out is not None else encode(
-            comp, f'The compensation input of step "{name}"')
+        run = self.run
+        self.enc_out[i], self.enc_comp[i] = encode_step_values(run.handlers[i].name,
+                                                               run.compiled.plan.save_response[i], output, comp)
 
     async def arm_retry(self, i: int, delay: float, kind: str) -> None:
         """A retry (or compensation retry) of step ``i`` in ``delay`` seconds, on a durable timer."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from stepwork.errors import StepworkError
 from stepwork.storage.base import ExecutionKey
 
 if TYPE_CHECKING:
@@ -35,7 +34,9 @@ def child_transaction_id(parent: Run | NestedCalls, step_name: str, attempt: int
 
 
 class NestedCalls:
-    """The run's side of its nested workflows (mixed into ``Run``): what a nested step calls."""
+    """The run's side of its nested workflows (mixed into ``Run``). A nested step starts its child
+    through ``run.nested.run_child`` (one call less on the hot path) and reverts it through
+    :meth:`revert_child`."""
 
     __slots__ = ()
 
@@ -44,12 +45,6 @@ class NestedCalls:
     workflow_id: str
     transaction_id: str
     run_id: str
-
-    async def run_child(self, compiled: CompiledWorkflow, value: Any, ctx: StepContext) -> Any:
-        """Run ``compiled`` as the nested workflow of step ``ctx.step_name``."""
-        if self.nested is None:
-            raise StepworkError(StepworkError.Types.UNEXPECTED_STATE, "This run cannot start nested workflows.")
-        return await self.nested.run_child(cast("Run", self), compiled, value, ctx)
 
     async def revert_child(self, value: Any, ctx: StepContext) -> None:
         """Compensation of a nested-workflow step: revert the child it ran."""

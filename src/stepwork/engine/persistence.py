@@ -22,8 +22,8 @@ from stepwork.orchestration.transaction import StepFailure, Transaction
 from stepwork.storage.base import StepRow
 from stepwork.storage.serialization import decode, encode, restore, to_jsonable
 
-__all__ = ["apply_progress", "apply_step_row", "output_type", "progress_of", "restore_outputs", "safe_jsonable",
-           "step_row"]
+__all__ = ["apply_progress", "apply_step_row", "encode_step_values", "output_type", "progress_of",
+           "restore_outputs", "safe_jsonable", "step_row"]
 
 logger = logging.getLogger("stepwork.engine")
 
@@ -57,6 +57,16 @@ _TEXT: dict[Any, str] = {**{m: m.value for m in StepState}, **{m: m.value for m 
 
 def _num(value: float | None) -> str:
     return "null" if value is None else repr(value)
+
+
+def encode_step_values(name: str, save: bool, output: Any, comp: Any) -> tuple[str | None, str | None]:
+    """The JSON texts of a step's output (when it is saved) and compensation input; raises
+    ``invalid_data`` naming the step for a value that cannot be stored. A compensation input that is
+    the output itself (a step returning a plain value) is encoded once."""
+    out = encode(output, f'The output of step "{name}"') if save and output is not None else None
+    if comp is None:
+        return out, None
+    return out, out if comp is output and out is not None else encode(comp, f'The compensation input of step "{name}"')
 
 
 def step_row(txn: Transaction, i: int, encoded_output: str | None, encoded_comp: str | None) -> StepRow:

@@ -64,11 +64,6 @@ def get_workflow(name: str) -> Any:
     return workflow
 
 
-def has_workflow(name: str) -> bool:
-    """True if ``name`` is registered in this process."""
-    return name in _workflows
-
-
 def registered_workflows() -> dict[str, Any]:
     """A snapshot of the registry."""
     with _lock:

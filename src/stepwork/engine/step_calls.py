@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.context import StepContext
 from stepwork.engine.faults import fault_point
+from stepwork.engine.persistence import encode_step_values
 from stepwork.engine.run_events import emit
 from stepwork.engine.step_response import StepResponse, is_skip
 from stepwork.engine.values import clone, ensure, lazy_value
 from stepwork.errors import PermanentStepFailure, StepTimeoutError, TransactionTimeoutError
 from stepwork.orchestration.retry import retry_delay
 from stepwork.orchestration.transaction import FailureOutcome, StepFailure
-from stepwork.storage.serialization import encode
 
 if TYPE_CHECKING:
     from stepwork.container import Container
@@ -232,11 +232,7 @@ class StepCalls:
     def _check_storable(self, i: int, output: Any, comp: Any) -> None:
         """A stored workflow run in memory refuses what the engine could not store, as the engine
         would (tests must not pass where production rolls back)."""
-        name = self.handlers[i].name
-        if self.compiled.plan.save_response[i] and output is not None:
-            encode(output, f'The output of step "{name}"')
-        if comp is not None and comp is not output:
-            encode(comp, f'The compensation input of step "{name}"')
+        encode_step_values(self.handlers[i].name, self.compiled.plan.save_response[i], output, comp)
 
     async def _invoke_failed(self, i: int, error: BaseException, *, timed_out: TimedOut | None = None,
                              permanent: bool = False) -> FailureOutcome:

@@ -7,13 +7,12 @@ tests (in which this package's worker workflows are registered) would try to rec
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, PG_ADMIN_URL
+from tests.conftest import BACKENDS, throwaway_pg_database
 from tests.engine.faults.harness import DIR_ENV, Workers
 
 # Backends several processes can share (a private in-memory SQLite database cannot be).
@@ -23,18 +22,8 @@ SHARED_BACKENDS = [b for b in BACKENDS if b != "sqlite-memory"]
 @pytest.fixture
 def private_pg_url() -> Iterator[str]:
     """A PostgreSQL database of this test's own, dropped (with its connections) at the end."""
-    import psycopg
-
-    name = f"stepwork_faults_{secrets.token_hex(6)}"
-    try:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc}); `make test` starts it, or set "
-                    "STEPWORK_TEST_BACKENDS to leave it out.")
-    yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_pg_database("stepwork_faults") as url:
+        yield url
 
 
 def _url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:

@@ -6,17 +6,18 @@ import asyncio
 from typing import Any
 
 from stepwork import PermanentStepFailure, StepContext, StepResponse, create_step, parallelize
+from tests.engine._util import (
+    FAILED_COMPENSATED,
+    FAILED_NO_COMPENSATION,
+    FAILURE_IGNORED,
+    NEVER_REACHED,
+    SKIPPED,
+    SKIPPED_ON_FAILURE,
+    SUCCEEDED,
+    SUCCEEDED_COMPENSATED,
+)
 
 from .conftest import ExecutionPath, invoke_outputs, states, step_records
-
-SUCCEEDED = ("done", "ok", "dormant", "idle")
-SUCCEEDED_COMPENSATED = ("done", "ok", "reverted", "ok")
-FAILED_COMPENSATED = ("failed", "permanent_failure", "reverted", "ok")
-FAILED_NO_COMPENSATION = ("failed", "permanent_failure", "reverted", "idle")
-FAILURE_IGNORED = ("failed", "permanent_failure", "dormant", "idle")
-SKIPPED = ("skipped", "ok", "dormant", "idle")
-SKIPPED_ON_FAILURE = ("skipped_failure", "idle", "dormant", "idle")
-NEVER_REACHED = ("not_started", "idle", "dormant", "idle")
 
 
 def _recording_step(log: list[Any], name: str, *, is_async: bool = False, **options: Any) -> Any:
