@@ -41,7 +41,8 @@ class StoredCheckpointer:
         "enc_out",
         "engine",
         "execution_id",
-        "flush_lock",
+        "flush_waiters",
+        "flushing",
         "has_timers",
         "pending_row",
         "progress_signature",
@@ -57,7 +58,10 @@ class StoredCheckpointer:
         self.engine = engine
         self.run = run
         self.execution_id = execution_id
-        self.flush_lock: asyncio.Lock | None = None
+        # One write at a time (parallel siblings checkpoint one after the other): a flag, and the
+        # flushes waiting for it (an asyncio.Lock costs more than the rest of a step's bookkeeping).
+        self.flushing = False
+        self.flush_waiters: list[asyncio.Future[None]] = []
         self.version = 0
         self.dirty: set[int] = set()
         self.enc_out: dict[int, str | None] = {}
@@ -78,16 +82,19 @@ class StoredCheckpointer:
 
     async def step_started(self, i: int) -> None:
         """Step ``i`` (or its compensation) is about to be called: commit that first."""
-        name = self.run.handlers[i].name
+        run = self.run
+        name = run.handlers[i].name
         fault_point("checkpoint.before", name)
         self.dirty.add(i)
-        txn = self.run.txn
-        opts = self.run.handlers[i].step.options
-        if opts.timeout is not None and txn.attempts[i] == 1 and txn.inv_state[i] is StepState.INVOKING and (
-                opts.is_async or opts.retry_interval or not opts.auto_retry):
-            # The step may wait outside any call (for its completion, a retry): a durable timer ends it.
-            await self.arm(i, opts.timeout, "step_timeout")
-        await self.flush()
+        opts = run.handlers[i].step.options
+        if opts.timeout is not None:
+            txn = run.txn
+            if txn.attempts[i] == 1 and txn.inv_state[i] is StepState.INVOKING and (
+                    opts.is_async or opts.retry_interval or not opts.auto_retry):
+                # The step may wait outside any call (for its completion, a retry): a durable timer ends it.
+                await self.arm(i, opts.timeout, "step_timeout")
+        if self.flushing or not await self._write_steps_only():
+            await self.flush()
         fault_point("checkpoint.after", name)
 
     async def step_settled(self, i: int) -> None:
@@ -208,10 +215,43 @@ class StoredCheckpointer:
         Parallel steps checkpoint one after the other: each write is fenced on the version the
         previous one produced.
         """
-        if self.flush_lock is None:
-            self.flush_lock = asyncio.Lock()
-        async with self.flush_lock:
+        while self.flushing:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.flush_waiters.append(waiter)
+            await waiter
+        self.flushing = True
+        try:
             await self._flush(release=release, finish=finish)
+        finally:
+            self.flushing = False
+            waiters = self.flush_waiters
+            if waiters:
+                waiter = waiters.pop(0)
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _write_steps_only(self) -> bool:
+        """The common step boundary, when only step rows changed (the last step's result, the next
+        one's start): written without the general path's checks. False if it is not that case."""
+        txn = self.run.txn
+        if (self.pending_row is not None or self.consumed or txn.state.value != self.stored_state
+                or self.progress() != self.stored_progress):
+            return False
+        enc_out = self.enc_out
+        enc_comp = self.enc_comp
+        dirty = self.dirty
+        rows = [step_row(txn, i, enc_out.get(i), enc_comp.get(i)) for i in sorted(dirty)]
+        dirty.clear()
+        self.flushing = True
+        try:
+            self.version = await self.engine.store.write_steps(self.run.key, self.engine.owner, self.version, rows)
+        finally:
+            self.flushing = False
+            if self.flush_waiters:
+                waiter = self.flush_waiters.pop(0)
+                if not waiter.done():
+                    waiter.set_result(None)
+        return True
 
     async def _flush(self, *, release: bool, finish: FinishData | None) -> None:
         txn = self.run.txn

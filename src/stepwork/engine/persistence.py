@@ -69,31 +69,44 @@ def encode_step_values(name: str, save: bool, output: Any, comp: Any) -> tuple[s
     return out, out if comp is output and out is not None else encode(comp, f'The compensation input of step "{name}"')
 
 
+_TIMES: dict[float, str] = {}  # recent times as JSON text: a step's start and end records share them
+
+
+def _time(value: float | None) -> str:
+    """``value`` as JSON text. ``repr`` of a float costs ~1 µs, and a step's times appear in every
+    record written for it (its start, its result), so recent ones are kept."""
+    if value is None:
+        return "null"
+    text = _TIMES.get(value)
+    if text is None:
+        if len(_TIMES) >= 256:
+            _TIMES.clear()
+        text = _TIMES[value] = repr(value)
+    return text
+
+
 def step_row(txn: Transaction, i: int, encoded_output: str | None, encoded_comp: str | None) -> StepRow:
     """The stored row of step ``i``; ``encoded_*`` are the texts encoded when the step succeeded."""
     # Formatted directly: this runs at every checkpoint, and the values are known to be plain
     # (state names, numbers, booleans).
-    started = txn.started_at_of[i]
-    last = txn.last_attempt[i]
-    retry = txn.retry_at[i]
     record = (f'{{"invoke":["{_TEXT[txn.inv_state[i]]}","{_TEXT[txn.inv_status[i]]}"],'
               f'"compensate":["{_TEXT[txn.comp_state[i]]}","{_TEXT[txn.comp_status[i]]}"],'
               f'"attempts":{txn.attempts[i]},"failures":{txn.failures[i]},'
-              f'"startedAt":{"null" if started is None else repr(started)},'
-              f'"lastAttempt":{"null" if last is None else repr(last)},'
-              f'"waiting":{"true" if txn.waiting[i] else "false"},"retryAt":{"null" if retry is None else repr(retry)}')
-    record += (f',"invokeAttempts":{txn.invoke_attempts[i]}}}' if txn.invoke_attempts and i in txn.invoke_attempts
-               else "}")
-    name = txn.plan.steps[i].name
+              f'"startedAt":{_time(txn.started_at_of[i])},"lastAttempt":{_time(txn.last_attempt[i])},'
+              f'"waiting":{"true" if txn.waiting[i] else "false"},"retryAt":{_time(txn.retry_at[i])}')
+    invoke_attempts = txn.invoke_attempts
+    record += f',"invokeAttempts":{invoke_attempts[i]}}}' if invoke_attempts and i in invoke_attempts else "}"
     output = encoded_output
     if output is None and txn.outputs[i] is not None:
-        output = _safe_encode(txn.outputs[i], f'The output of step "{name}"')
+        output = _safe_encode(txn.outputs[i], f'The output of step "{txn.plan.steps[i].name}"')
     comp = encoded_comp
     if comp is None and txn.comp_input[i] is not None:
-        comp = _safe_encode(txn.comp_input[i], f'The compensation input of step "{name}"')
-    comp_out = txn.comp_outputs.get(name)
+        comp = _safe_encode(txn.comp_input[i], f'The compensation input of step "{txn.plan.steps[i].name}"')
+    comp_outputs = txn.comp_outputs
+    comp_out = comp_outputs.get(txn.plan.steps[i].name) if comp_outputs else None
     return StepRow(i, record, output, comp,
-                   None if comp_out is None else _safe_encode(comp_out, f'The compensation output of step "{name}"'))
+                   None if comp_out is None else _safe_encode(
+                       comp_out, f'The compensation output of step "{txn.plan.steps[i].name}"'))
 
 
 def progress_tail(txn: Transaction, run_context: Any) -> str:

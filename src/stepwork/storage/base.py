@@ -164,6 +164,11 @@ class ExecutionStore(Protocol):
         fenced out: a consumed timer's removal commits with its effect, or not at all.
         """
 
+    async def write_steps(self, key: ExecutionKey, owner: str, version: int, steps: Sequence[StepRow]) -> int:
+        """The common checkpoint of a step boundary: upsert ``steps`` (no index given twice) and
+        nothing else, fenced like :meth:`write` (``state=None, progress=None``), in one commit.
+        Returns the version after it. The hot path: a store writes it with as little as it can."""
+
     async def acquire(self, key: ExecutionKey, owner: str, lease_until: float, now: float, *,
                       include_done: bool = False) -> int | None:
         """Take the lease of an unfinished execution that nobody holds (or whose lease expired, or

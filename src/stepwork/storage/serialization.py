@@ -184,9 +184,15 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 _PLAIN_TEXT = {int: True, bool: True, type(None): True}
 
 
+_INT_TEXT_LIMIT = 1 << 62  # far below the digit limit of int-to-text conversion
+
+
 def encode(value: Any, where: str = "the value") -> str:
     """JSON text of ``value`` (see :func:`to_jsonable`)."""
-    if type(value) in _PLAIN_TEXT:
+    t = type(value)
+    if t is int and -_INT_TEXT_LIMIT < value < _INT_TEXT_LIMIT:
+        return int.__repr__(value)  # what the encoder writes, without its set-up (a step's output)
+    if t in _PLAIN_TEXT:
         try:
             return _ENCODER.encode(value)
         except ValueError:  # an integer too long to write as text: to_jsonable says where

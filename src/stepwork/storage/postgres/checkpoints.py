@@ -10,7 +10,7 @@ from psycopg import errors as pg_errors
 
 from stepwork.errors import StepworkError
 from stepwork.storage.base import ExecutionKey, ExecutionRow, FinishData, StepRow
-from stepwork.storage.postgres.connection import Conn, PostgresDatabase
+from stepwork.storage.postgres.connection import PostgresDatabase
 from stepwork.storage.postgres.statements import insert_sql, step_params, write_sql
 from stepwork.storage.rows import json_text, lease_lost
 
@@ -41,13 +41,24 @@ class Checkpoints(PostgresDatabase):
             params["timer_ids"] = list(delete_timers)
         sql = insert_sql(count, bool(delete_timers))
 
-        async def run(conn: Conn) -> None:
-            try:
-                await conn.execute(sql, params)
-            except pg_errors.UniqueViolation:
-                raise StepworkError(StepworkError.Types.CONFLICT,
-                                    f"Transaction already started for transaction_id: {row.transaction_id}") from None
-        await self._run(run)
+        try:
+            await self._hot(sql, params)
+        except StepworkError as exc:
+            if not isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                raise
+            raise StepworkError(StepworkError.Types.CONFLICT,
+                                f"Transaction already started for transaction_id: {row.transaction_id}") from None
+
+    async def write_steps(self, key: ExecutionKey, owner: str, version: int, steps: Sequence[StepRow]) -> int:
+        count, params = step_params(steps)
+        params["wf"], params["tx"], params["run"] = key
+        params["version"] = version
+        params["owner"] = owner
+        params["progress"] = None
+        r = await self._hot(write_sql(count, "same_state", False), params)
+        if r is None:
+            raise lease_lost(key)
+        return int(r[0])  # type: ignore[arg-type]
 
     async def write(self, key: ExecutionKey, owner: str, version: int, *, state: str | None,
                     progress: Any, steps: Sequence[StepRow], lease_until: float | None,
@@ -71,7 +82,7 @@ class Checkpoints(PostgresDatabase):
             params.update(more)
         if delete_timers:
             params["timer_ids"] = list(delete_timers)
-        r = await self._one(write_sql(count, kind, bool(delete_timers)), params, prepare=True)
+        r = await self._hot(write_sql(count, kind, bool(delete_timers)), params)
         if r is None:
             raise lease_lost(key)
-        return int(r[0])
+        return int(r[0])  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from psycopg.rows import TupleRow
 
 from stepwork.errors import StepworkError
 from stepwork.storage import migrations
+from stepwork.storage.postgres.wire import Wire
 
 __all__ = ["DB_ERROR", "Conn", "PostgresDatabase"]
 
@@ -69,6 +70,7 @@ class PostgresDatabase:
         self._conn: Conn | None = None
         self._open = False
         self._lock = asyncio.Lock()
+        self._wire = Wire()
 
     async def open(self) -> None:
         """Connect and apply pending migrations (a no-op when open)."""
@@ -137,6 +139,13 @@ class PostgresDatabase:
         async def run(conn: Conn) -> Any:
             cur = await conn.execute(sql, params, prepare=prepare)
             return await cur.fetchone()
+        return await self._run(run)
+
+    async def _hot(self, sql: str, params: dict[str, Any]) -> tuple[bytes | None, ...] | None:
+        """The first row of a checkpoint statement sent on libpq directly (see :mod:`.wire`): text
+        columns, as bytes."""
+        async def run(conn: Conn) -> tuple[bytes | None, ...] | None:
+            return await self._wire.one(conn, sql, params)
         return await self._run(run)
 
     async def _all(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[TupleRow]:

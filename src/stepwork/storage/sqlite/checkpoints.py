@@ -111,6 +111,27 @@ class Checkpoints(SQLiteDatabase):
                 delete_timer_ids(conn, delete_timers)
         await self._tx(run)
 
+    async def write_steps(self, key: ExecutionKey, owner: str, version: int, steps: Sequence[StepRow]) -> int:
+        n = len(steps)
+        statement = _FENCED_UPSERTS.get(n)
+        if statement is None:
+            return await self.write(key, owner, version, state=None, progress=None, steps=steps, lease_until=0.0,
+                                    now=0.0)
+        # One fenced statement, committed alone.
+        wf, tx, run = key
+        params: list[Any] = []
+        for st in steps:
+            params += (wf, tx, run, st.index, st.record, st.output, st.compensate_input, st.compensate_output)
+        params += (wf, tx, run, version, owner)
+        conn = self.conn
+        try:
+            changed = conn.execute(statement, params).rowcount
+        except (sqlite3.Error, UnicodeError):  # busy (waited for), or an error to report as such
+            changed = (await self._retry(lambda: conn.execute(statement, params))).rowcount
+        if changed != n:
+            raise lease_lost(key)
+        return version
+
     async def write(self, key: ExecutionKey, owner: str, version: int, *, state: str | None,
                     progress: Any, steps: Sequence[StepRow], lease_until: float | None,
                     finish: FinishData | None = None, now: float, delete_timers: Sequence[str] = ()) -> int:
