@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m examples.brand.demo
 
+JS_SDK := tests/clients/js-sdk
+JS_SDK_STAMP := $(JS_SDK)/node_modules/.installed
+
+# Medusa's @medusajs/js-sdk, pinned by its lock file, for the HTTP API's client test.
+$(JS_SDK_STAMP): $(JS_SDK)/package.json $(JS_SDK)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed to install @medusajs/js-sdk for the HTTP tests (install Node.js 18+)"; exit 1; }
+	cd $(JS_SDK) && npm ci --no-audit --no-fund
+	touch $(JS_SDK_STAMP)
+
 ## test: lint, type-check, then the whole suite (starts the services it needs)
-test: $(STAMP) services check
+test: $(STAMP) services check $(JS_SDK_STAMP)
 	$(PY) -m mypy --config-file tests/typing/mypy.ini tests/typing
 	$(PY) -m pytest -q
 

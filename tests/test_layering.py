@@ -26,8 +26,8 @@ RANKS = {
     "app": 5,
     "http": 5,
     "workers": 5,
-    "cli": 5,
-    "testing": 6,
+    "cli": 6,  # the command line sits on everything it drives, the HTTP layer included
+    "testing": 7,
 }
 
 

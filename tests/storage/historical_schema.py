@@ -15,7 +15,8 @@ MIGRATIONS_TABLE = {
 }
 RECORD_VERSION = {
     "sqlite": "INSERT INTO stepwork_migrations (version, applied_at) VALUES (?, ?)",
-    "postgresql": "INSERT INTO stepwork_migrations (version) VALUES (%s)",
+    # (the first stores left applied_at to its DEFAULT now(), which version 3 dropped; later stores write it)
+    "postgresql": "INSERT INTO stepwork_migrations (version, applied_at) VALUES (%s, now())",
 }
 
 # Version 1 as the first store (SQLite only, commit 5ed135d) applied it: with two indexes on
@@ -242,6 +243,45 @@ POSTGRES_V2 = [
     "ALTER TABLE workflow_execution ADD COLUMN IF NOT EXISTS definition_hash TEXT",
 ]
 
+# Version 3 (one schema on every database: indexes the queries use; SQLite's step rows WITHOUT ROWID;
+# PostgreSQL's time columns without DEFAULT now()).
+_V3_DROPPED = [f"DROP INDEX IF EXISTS {name}" for name in (
+    "idx_wfe_workflow_id", "idx_wfe_workflow_transaction", "idx_wfe_deleted_at", "idx_wfe_state", "idx_wfe_run_id",
+    "idx_wfe_retention_time_updated_at_state", "idx_wfe_updated_at_retention_time")]
+_V3_CREATED = [
+    "CREATE INDEX IF NOT EXISTS idx_wfe_created_at ON workflow_execution (created_at)",
+    "CREATE INDEX IF NOT EXISTS idx_wft_execution ON workflow_timer (workflow_id, transaction_id, run_id)",
+]
+SQLITE_V3 = [
+    *_V3_DROPPED,
+    *_V3_CREATED,
+    """CREATE TABLE workflow_execution_step_v3 (
+	workflow_id TEXT NOT NULL,
+	transaction_id TEXT NOT NULL,
+	run_id TEXT NOT NULL,
+	step_index INTEGER NOT NULL,
+	record TEXT NOT NULL,
+	output TEXT,
+	compensate_input TEXT,
+	compensate_output TEXT,
+	PRIMARY KEY (workflow_id, transaction_id, run_id, step_index)
+)
+ WITHOUT ROWID""",
+    ("INSERT INTO workflow_execution_step_v3 (workflow_id, transaction_id, run_id, step_index, record, output, "
+     "compensate_input, compensate_output) SELECT workflow_id, transaction_id, run_id, step_index, record, output, "
+     "compensate_input, compensate_output FROM workflow_execution_step"),
+    "DROP TABLE workflow_execution_step",
+    "ALTER TABLE workflow_execution_step_v3 RENAME TO workflow_execution_step",
+]
+POSTGRES_V3 = [
+    *_V3_DROPPED,
+    *_V3_CREATED,
+    "ALTER TABLE workflow_execution ALTER COLUMN created_at DROP DEFAULT",
+    "ALTER TABLE workflow_execution ALTER COLUMN updated_at DROP DEFAULT",
+    "ALTER TABLE workflow_definition ALTER COLUMN created_at DROP DEFAULT",
+    "ALTER TABLE stepwork_migrations ALTER COLUMN applied_at DROP DEFAULT",
+]
+
 # Every schema history a database may have, by dialect: [(version, statements applied), ...].
 HISTORIES: dict[str, dict[str, list[tuple[int, list[str]]]]] = {
     "sqlite": {
@@ -249,9 +289,12 @@ HISTORIES: dict[str, dict[str, list[tuple[int, list[str]]]]] = {
         "v1-first+v2": [(1, SQLITE_V1_FIRST), (2, SQLITE_V2)],
         "v1": [(1, SQLITE_V1)],
         "v2": [(1, SQLITE_V1), (2, SQLITE_V2)],
+        "v1-first+v2+v3": [(1, SQLITE_V1_FIRST), (2, SQLITE_V2), (3, SQLITE_V3)],
+        "v3": [(1, SQLITE_V1), (2, SQLITE_V2), (3, SQLITE_V3)],
     },
     "postgresql": {
         "v1": [(1, POSTGRES_V1)],
         "v2": [(1, POSTGRES_V1), (2, POSTGRES_V2)],
+        "v3": [(1, POSTGRES_V1), (2, POSTGRES_V2), (3, POSTGRES_V3)],
     },
 }

@@ -88,9 +88,20 @@ def _v3(dialect: Dialect) -> list[str]:
     return statements
 
 
+def _v4(dialect: Dialect) -> list[str]:
+    """The HTTP admin API's keys: their table (secrets stored as SHA-256 only) and its unique index."""
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from stepwork.storage.schema import API_KEYS
+
+    return [str(CreateTable(API_KEYS, if_not_exists=True).compile(dialect=dialect)).strip(),
+            *(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+              for index in sorted(API_KEYS.indexes, key=lambda i: str(i.name)))]
+
+
 # version -> the statements that bring a database at the previous version to it. Version 1 (the
 # first tables and indexes) has no upgrade: a database without it is new and gets everything.
-_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3}
+_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4}
 LATEST = max(_UPGRADES)
 
 

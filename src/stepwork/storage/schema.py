@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 
 from stepwork.storage.rows import FINISHED
 
-__all__ = ["DEFINITIONS", "EXECUTIONS", "METADATA", "MIGRATIONS_TABLE", "STEPS", "TIMERS"]
+__all__ = ["API_KEYS", "DEFINITIONS", "EXECUTIONS", "METADATA", "MIGRATIONS_TABLE", "STEPS", "TIMERS"]
 
 METADATA = sa.MetaData()
 
@@ -103,6 +103,20 @@ DEFINITIONS = sa.Table(
     sa.Column("created_at", _TIME, nullable=False),
 )
 
+# Version 4: the HTTP admin API's keys (``stepwork keys create``). Only the SHA-256 of a secret is
+# stored (hex, unique: what a request's key is looked up by); ``prefix`` is its first characters, shown
+# in listings so people can tell keys apart. A revoked key keeps its row (``revoked_at``).
+API_KEYS = sa.Table(
+    "stepwork_api_key", METADATA,
+    _text("id", primary_key=True),
+    _text("name", nullable=False),
+    _text("prefix", nullable=False),
+    _text("secret_sha256", nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("revoked_at", _TIME),
+    sa.Column("last_used_at", _TIME),
+)
+
 MIGRATIONS_TABLE = sa.Table(
     "stepwork_migrations", METADATA,
     sa.Column("version", sa.Integer, primary_key=True, nullable=True, autoincrement=False),
@@ -137,6 +151,7 @@ def _indexes() -> None:
     sa.Index("idx_wft_due_at", t.due_at)
     # An execution's own timers, removed when it finishes (without it, every finish scanned them all).
     sa.Index("idx_wft_execution", t.workflow_id, t.transaction_id, t.run_id)
+    sa.Index("uq_api_key_secret_sha256", API_KEYS.c.secret_sha256, unique=True)
 
 
 _indexes()

@@ -1,0 +1,134 @@
+"""The bodies of the HTTP API as pydantic models: what requests are validated against, and what
+``/openapi.json`` says responses are (Medusa's shapes)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stepwork.errors import StepworkError
+from stepwork.http.params import MAX_ID, check_id
+
+__all__ = ["Acknowledgement", "ErrorBody", "ExecutionList", "ExecutionOne", "Health", "RunBody", "RunResponse",
+           "StepBody", "StepRetryBody", "Success", "WorkflowExecutionOut"]
+
+_Id = Field(min_length=1, max_length=MAX_ID)
+
+
+def _usable_id(value: str) -> str:
+    try:
+        check_id(value, "an id")
+    except StepworkError as exc:
+        raise ValueError(exc.message) from None
+    if ":" in value:
+        raise ValueError('an id must not contain ":"')
+    return value
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable ``type`` (``invalid_data``, ``unauthorized``, ``not_found``…) and a message."""
+
+    type: str
+    message: str
+
+
+class WorkflowExecutionOut(BaseModel):
+    """A stored execution; which keys are present depends on ``fields`` (``id`` always is)."""
+
+    id: str
+    workflow_id: str | None = None
+    transaction_id: str | None = None
+    run_id: str | None = None
+    state: str | None = None
+    execution: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    retention_time: float | None = None
+    created_at: str | None = Field(None, description="ISO-8601")
+    updated_at: str | None = Field(None, description="ISO-8601")
+    deleted_at: str | None = Field(None, description="ISO-8601")
+
+
+class ExecutionList(BaseModel):
+    """A page of stored executions."""
+
+    workflow_executions: list[WorkflowExecutionOut]
+    count: int
+    offset: int
+    limit: int
+
+
+class ExecutionOne(BaseModel):
+    """One stored execution."""
+
+    workflow_execution: WorkflowExecutionOut
+
+
+class RunBody(_Body):
+    """``POST …/{workflow_id}/run``: the workflow's input, and optionally its transaction id."""
+
+    input: Any = None
+    transaction_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
+
+    @field_validator("transaction_id")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        return None if value is None else _usable_id(value)
+
+
+class Acknowledgement(BaseModel):
+    """Whether the run has finished (within the wait), and whether it failed."""
+
+    workflow_id: str
+    transaction_id: str
+    has_finished: bool
+    has_failed: bool
+    parent_step_idempotency_key: str | None = None
+
+
+class RunResponse(BaseModel):
+    """The run's acknowledgement."""
+
+    acknowledgement: Acknowledgement
+
+
+class StepRetryBody(_Body):
+    """The step of a transaction: ``transaction_id``, ``step_id``, ``action`` (``invoke`` by default)."""
+
+    transaction_id: str = _Id
+    step_id: str = _Id
+    action: Literal["invoke", "compensate"] = "invoke"
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("transaction_id", "step_id")
+    @classmethod
+    def _ids(cls, value: str) -> str:
+        return _usable_id(value)
+
+
+class StepBody(StepRetryBody):
+    """``steps/success`` and ``steps/failure``: the step, and what it answers (``response``; for a
+    success, ``compensate_input`` too)."""
+
+    response: Any = None
+    compensate_input: Any = None
+
+
+class Success(BaseModel):
+    """``{"success": true}``."""
+
+    success: bool
+
+
+class Health(BaseModel):
+    """The server is up and its engine started."""
+
+    status: Literal["ok"]
