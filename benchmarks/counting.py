@@ -144,10 +144,7 @@ class _ConnectionWrapper:
         real_execute, real_transaction = conn.execute, conn.transaction
 
         async def execute(query: Any, *args: Any, **kwargs: Any) -> Any:
-            self.executes += 1
-            if self.depth == 0:
-                self.outside_blocks += 1
-            self.kinds[statement_kind(query if isinstance(query, str) else repr(query))] += 1
+            self.count(query if isinstance(query, str) else repr(query))
             return await real_execute(query, *args, **kwargs)
 
         @contextlib.asynccontextmanager
@@ -169,6 +166,26 @@ class _ConnectionWrapper:
         for name in ("execute", "transaction"):
             self.conn.__dict__.pop(name, None)
 
+    def count(self, query: str) -> None:
+        """One statement sent (by psycopg's execute or by the store's libpq path)."""
+        self.executes += 1
+        if self.depth == 0:
+            self.outside_blocks += 1
+        self.kinds[statement_kind(query)] += 1
+
+
+class _WireCounter:
+    """Stands for the store's libpq path (``store._wire``, see ``stepwork.storage.postgres.wire``)
+    during the pass: the checkpoints it sends count like executes."""
+
+    def __init__(self, wire: Any, wrapper: _ConnectionWrapper) -> None:
+        self.wire = wire
+        self.wrapper = wrapper
+
+    async def one(self, conn: Any, sql: str, params: Any) -> Any:
+        self.wrapper.count(sql)
+        return await self.wire.one(conn, sql, params)
+
 
 @contextlib.asynccontextmanager
 async def _count_postgres(store: Any) -> AsyncIterator[Counted]:
@@ -177,11 +194,14 @@ async def _count_postgres(store: Any) -> AsyncIterator[Counted]:
     before = await _pg_mark(store, version, pgss)
     conn = store._conn
     wrapper = _ConnectionWrapper(conn)
+    real_wire = store._wire
+    store._wire = _WireCounter(real_wire, wrapper)
     counted = Counted("postgres")
     try:
         yield counted
     finally:
         wrapper.remove()
+        store._wire = real_wire
     after = await _pg_mark(store, version, pgss)
     # Each mark is two statements, two transactions; the first mark's are counted in the second's
     # reading (see _pg_mark), the second's are not.
@@ -193,8 +213,8 @@ async def _count_postgres(store: Any) -> AsyncIterator[Counted]:
         source = "pg_stat_statements calls of the bench database (BEGIN/COMMIT of transaction blocks included)"
     else:
         counted.statements = wrapper.executes
-        source = ("execute calls on the store's psycopg connection (pg_stat_statements not loaded by the "
-                  "server)")
+        source = ("statements the store sent, through psycopg's execute or its libpq path "
+                  "(pg_stat_statements not loaded by the server)")
     counted.client_commits = wrapper.outside_blocks + wrapper.blocks
     approx = "" if version >= 150000 else " (approximate before PostgreSQL 15: the statistics are sent late)"
     counted.method = (f"commits: pg_stat_database.xact_commit of the bench database{approx} (autovacuum's "
