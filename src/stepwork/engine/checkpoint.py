@@ -83,19 +83,35 @@ class StoredCheckpointer:
     async def step_started(self, i: int) -> None:
         """Step ``i`` (or its compensation) is about to be called: commit that first."""
         run = self.run
-        name = run.handlers[i].name
-        fault_point("checkpoint.before", name)
-        self.dirty.add(i)
-        opts = run.handlers[i].step.options
-        if opts.timeout is not None:
-            txn = run.txn
-            if txn.attempts[i] == 1 and txn.inv_state[i] is StepState.INVOKING and (
-                    opts.is_async or opts.retry_interval or not opts.auto_retry):
-                # The step may wait outside any call (for its completion, a retry): a durable timer ends it.
-                await self.arm(i, opts.timeout, "step_timeout")
-        if self.flushing or not await self._write_steps_only():
+        h = run.handlers[i]
+        fault_point("checkpoint.before", h.name)
+        dirty = self.dirty
+        dirty.add(i)
+        txn = run.txn
+        opts = h.step.options
+        if opts.timeout is not None and txn.attempts[i] == 1 and txn.inv_state[i] is StepState.INVOKING and (
+                opts.is_async or opts.retry_interval or not opts.auto_retry):
+            # The step may wait outside any call (for its completion, a retry): a durable timer ends it.
+            await self.arm(i, opts.timeout, "step_timeout")
+        # (``_value_``: the member's text without the ``value`` property's descriptor call.)
+        if (self.flushing or self.pending_row is not None or self.consumed
+                or txn.state._value_ != self.stored_state or self.progress() != self.stored_progress):
             await self.flush()
-        fault_point("checkpoint.after", name)
+        else:
+            # The common step boundary: only step rows changed (the last step's result, this one's
+            # start). Written without the general path's checks.
+            enc_out = self.enc_out
+            enc_comp = self.enc_comp
+            rows = [step_row(txn, j, enc_out.get(j), enc_comp.get(j)) for j in sorted(dirty)]
+            dirty.clear()
+            self.flushing = True
+            try:
+                self.version = await self.engine.store.write_steps(run.key, self.engine.owner, self.version, rows)
+            finally:
+                self.flushing = False
+                if self.flush_waiters:
+                    self._wake_next()
+        fault_point("checkpoint.after", h.name)
 
     async def step_settled(self, i: int) -> None:
         """Step ``i`` succeeded, failed or waits: keep it for the next commit (now, in a parallel stage)."""
@@ -224,34 +240,13 @@ class StoredCheckpointer:
             await self._flush(release=release, finish=finish)
         finally:
             self.flushing = False
-            waiters = self.flush_waiters
-            if waiters:
-                waiter = waiters.pop(0)
-                if not waiter.done():
-                    waiter.set_result(None)
-
-    async def _write_steps_only(self) -> bool:
-        """The common step boundary, when only step rows changed (the last step's result, the next
-        one's start): written without the general path's checks. False if it is not that case."""
-        txn = self.run.txn
-        if (self.pending_row is not None or self.consumed or txn.state.value != self.stored_state
-                or self.progress() != self.stored_progress):
-            return False
-        enc_out = self.enc_out
-        enc_comp = self.enc_comp
-        dirty = self.dirty
-        rows = [step_row(txn, i, enc_out.get(i), enc_comp.get(i)) for i in sorted(dirty)]
-        dirty.clear()
-        self.flushing = True
-        try:
-            self.version = await self.engine.store.write_steps(self.run.key, self.engine.owner, self.version, rows)
-        finally:
-            self.flushing = False
             if self.flush_waiters:
-                waiter = self.flush_waiters.pop(0)
-                if not waiter.done():
-                    waiter.set_result(None)
-        return True
+                self._wake_next()
+
+    def _wake_next(self) -> None:
+        waiter = self.flush_waiters.pop(0)
+        if not waiter.done():
+            waiter.set_result(None)
 
     async def _flush(self, *, release: bool, finish: FinishData | None) -> None:
         txn = self.run.txn

@@ -15,6 +15,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.context import StepContext
+from stepwork.engine.faults import fault_point
 from stepwork.engine.step_calls import PLAIN, WAITING, StepCalls
 from stepwork.engine.step_response import _SKIP, StepResponse
 from stepwork.errors import StepworkError
@@ -52,9 +53,19 @@ class FastPaths(StepCalls):
                 r = h.invoke(h.read_input(self), StepContext(self, h.name, "invoke", attempt))
             if r.__class__ not in PLAIN and inspect.isawaitable(r):
                 r = await r
-            if r.__class__ is StepResponse and r is not _SKIP and cp is None and not self.check_storable:
-                txn.invoke_succeeded(i, r.output, r.compensate_input)
-                return True
+            if r.__class__ is StepResponse and r is not _SKIP:
+                # A fast step is never async: its StepResponse completes it (what _succeeded does).
+                if cp is not None:
+                    fault_point("step.returned", h.name)
+                    output = r.output
+                    comp = r.compensate_input
+                    cp.encode(i, output, comp)  # a value that cannot be stored fails the step here
+                    txn.invoke_succeeded(i, output, comp)
+                    cp.dirty.add(i)  # written with the next checkpoint (a sequential stage)
+                    return True
+                if not self.check_storable:
+                    txn.invoke_succeeded(i, r.output, r.compensate_input)
+                    return True
             if self._succeeded(i, r) is WAITING:
                 # A nested run that waits (for a retry, say): the step waits with it, and the caller
                 # sees its stage unsettled.

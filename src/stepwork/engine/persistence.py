@@ -88,12 +88,21 @@ def _time(value: float | None) -> str:
 def step_row(txn: Transaction, i: int, encoded_output: str | None, encoded_comp: str | None) -> StepRow:
     """The stored row of step ``i``; ``encoded_*`` are the texts encoded when the step succeeded."""
     # Formatted directly: this runs at every checkpoint, and the values are known to be plain
-    # (state names, numbers, booleans).
-    record = (f'{{"invoke":["{_TEXT[txn.inv_state[i]]}","{_TEXT[txn.inv_status[i]]}"],'
-              f'"compensate":["{_TEXT[txn.comp_state[i]]}","{_TEXT[txn.comp_status[i]]}"],'
+    # (state names, numbers, booleans). ``_value_`` is a member's text without the ``value``
+    # property's call (or the Python-level ``__hash__`` a lookup by member would cost).
+    times = _TIMES
+    started = txn.started_at_of[i]
+    started_text = "null" if started is None else (times.get(started) or _time(started))
+    last = txn.last_attempt[i]
+    last_text = started_text if last == started else (
+        "null" if last is None else (times.get(last) or _time(last)))
+    retry = txn.retry_at[i]
+    record = (f'{{"invoke":["{txn.inv_state[i]._value_}","{txn.inv_status[i]._value_}"],'
+              f'"compensate":["{txn.comp_state[i]._value_}","{txn.comp_status[i]._value_}"],'
               f'"attempts":{txn.attempts[i]},"failures":{txn.failures[i]},'
-              f'"startedAt":{_time(txn.started_at_of[i])},"lastAttempt":{_time(txn.last_attempt[i])},'
-              f'"waiting":{"true" if txn.waiting[i] else "false"},"retryAt":{_time(txn.retry_at[i])}')
+              f'"startedAt":{started_text},"lastAttempt":{last_text},'
+              f'"waiting":{"true" if txn.waiting[i] else "false"},'
+              f'"retryAt":{"null" if retry is None else _time(retry)}')
     invoke_attempts = txn.invoke_attempts
     record += f',"invokeAttempts":{invoke_attempts[i]}}}' if invoke_attempts and i in invoke_attempts else "}"
     output = encoded_output
