@@ -122,6 +122,25 @@ def _type_name(value: object) -> str:
         return "Error"
 
 
+def _stack(error: BaseException) -> str:
+    """The formatted traceback of ``error`` (and of its causes), without the ``^^^`` lines under
+    each frame: Python finds where to put them by parsing every frame's source line, which made
+    recording a failure cost ~0.5 ms; the file, line and code of each frame are all kept."""
+    te = traceback.TracebackException(type(error), error, error.__traceback__, compact=True)
+    todo = [te]
+    seen: set[int] = set()
+    while todo:
+        t = todo.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        for frame in t.stack:
+            frame.colno = frame.end_colno = None
+        todo.extend(x for x in (t.__cause__, t.__context__) if x is not None)
+        todo.extend(getattr(t, "exceptions", None) or ())  # an exception group's members
+    return "".join(te.format())
+
+
 def serialize_error(error: object) -> dict[str, Any]:
     """Return the portable record ``{message, name, type?, stack}`` of any error value.
 
@@ -135,7 +154,7 @@ def serialize_error(error: object) -> dict[str, Any]:
         if isinstance(err_type, str):
             record["type"] = err_type
         try:
-            record["stack"] = "".join(traceback.format_exception(error))
+            record["stack"] = _stack(error)
         except BaseException:
             record["stack"] = f"{record['name']}: {record['message']}"
         return record

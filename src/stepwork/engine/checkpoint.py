@@ -13,7 +13,14 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.faults import fault_point
-from stepwork.engine.persistence import encode_step_values, progress_of, progress_tail, safe_jsonable, step_row
+from stepwork.engine.persistence import (
+    encode_step_values,
+    error_text,
+    progress_of,
+    progress_tail,
+    safe_jsonable,
+    step_row,
+)
 from stepwork.engine.run_events import emit
 from stepwork.engine.step_calls import TimedOut
 from stepwork.errors import StepTimeoutError, TransactionTimeoutError
@@ -40,6 +47,7 @@ class StoredCheckpointer:
         "enc_comp",
         "enc_out",
         "engine",
+        "error_texts",
         "execution_id",
         "flush_waiters",
         "flushing",
@@ -68,6 +76,7 @@ class StoredCheckpointer:
         self.enc_comp: dict[int, str | None] = {}
         self.retention_time = run.compiled.plan.options.retention_time
         self.context_json: Any = None
+        self.error_texts: list[str] = []  # txn.errors as JSON texts, in order
         self.pending_row: ExecutionRow | None = None  # a new execution, inserted by its first checkpoint
         self.stored_progress: str | None = None  # the progress text written last
         self.stored_state = "not_started"
@@ -217,7 +226,14 @@ class StoredCheckpointer:
             return self.progress_text
         if self.context_json is None:
             self.context_json = progress_tail(txn, safe_jsonable(run.context, "The run context"))
-        text = progress_of(txn, self.context_json)
+        # Errors are only ever appended: each is encoded once (its traceback text is the costly part).
+        texts = self.error_texts
+        errors = txn.errors
+        if len(texts) > len(errors):
+            texts.clear()
+        for failure in errors[len(texts):]:
+            texts.append(error_text(failure))
+        text = progress_of(txn, self.context_json, f"[{','.join(texts)}]")
         if run.children:  # the nested executions this run started (its finish settles them)
             keys = json.dumps([[k.workflow_id, k.transaction_id, k.run_id] for k in run.children])
             text = f'{text[:-1]},"children":{keys}}}'

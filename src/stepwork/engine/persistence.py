@@ -22,7 +22,7 @@ from stepwork.orchestration.transaction import StepFailure, Transaction
 from stepwork.storage.base import StepRow
 from stepwork.storage.serialization import decode, encode, restore, to_jsonable
 
-__all__ = ["apply_progress", "apply_step_row", "encode_step_values", "output_type", "progress_of",
+__all__ = ["apply_progress", "apply_step_row", "encode_step_values", "error_text", "output_type", "progress_of",
            "restore_outputs", "safe_jsonable", "step_row"]
 
 logger = logging.getLogger("stepwork.engine")
@@ -124,10 +124,16 @@ def progress_tail(txn: Transaction, run_context: Any) -> str:
             f'"context":{json.dumps(run_context)}')
 
 
-def progress_of(txn: Transaction, tail: str) -> str:
+def error_text(failure: StepFailure) -> str:
+    """One recorded failure as JSON text (as it stands in the progress document's ``errors``)."""
+    return json.dumps(safe_jsonable(failure.to_dict(), "An error record"))
+
+
+def progress_of(txn: Transaction, tail: str, errors: str | None = None) -> str:
     """The transaction-wide part of the stored state, as JSON text (``tail`` from
-    :func:`progress_tail`)."""
-    errors = json.dumps([safe_jsonable(e.to_dict(), "An error record") for e in txn.errors]) if txn.errors else "[]"
+    :func:`progress_tail`; ``errors``: the JSON array of ``txn.errors`` if the caller keeps it)."""
+    if errors is None:
+        errors = f"[{','.join(error_text(e) for e in txn.errors)}]"
     flags = ",".join(f'"{f}":{"true" if getattr(txn, f) else "false"}' for f in _FLAGS)
     return (f'{{"failing":{"true" if txn.failing else "false"},'
             f'"compFailed":{"true" if txn.comp_failed else "false"},"startedAt":{_num(txn.started_at)},'
