@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench services clean
+.PHONY: demo test check bench services clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ $(JS_SDK_STAMP): $(JS_SDK)/package.json $(JS_SDK)/package-lock.json
 	cd $(JS_SDK) && npm ci --no-audit --no-fund
 	touch $(JS_SDK_STAMP)
 
+# Debian's Chromium, which the admin page's browser tests drive through Playwright (never `playwright install`).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y chromium; }
+
 ## test: lint, type-check, then the whole suite (starts the services it needs)
-test: $(STAMP) services check $(JS_SDK_STAMP)
+test: $(STAMP) services check $(JS_SDK_STAMP) chromium
 	$(PY) -m mypy --config-file tests/typing/mypy.ini tests/typing
 	$(PY) -m pytest -q
 

@@ -49,8 +49,9 @@ MEMORY = ["W1", "W2", "W3", "W4", "W5"]
 STORED = ["W1-sqlite", "W1-sqlite-retained", "W2-sqlite", "W2-sqlite-retained",
           "W1-postgres", "W1-postgres-retained", "W2-postgres", "W2-postgres-retained",
           "W6", "W6-retained", "W6-postgres", "W6-postgres-retained", "W7"]
+HTTP = ["W9-sqlite", "W9-postgres"]  # the admin API over 100,000 executions: not in the default set (~1 min each)
 ALL = MEMORY + STORED
-GROUPS = {"memory": MEMORY, "stored": STORED, "all": ALL}
+GROUPS = {"memory": MEMORY, "stored": STORED, "http": HTTP, "all": ALL}
 DEFAULT_MEDUSA_PREFIX = "/work/peers-scratch/medusa"
 DEFAULT_MEDUSA_BENCH = ROOT.parent / "shared" / "peers" / "medusa" / "bench.mjs"
 DEFAULT_DBOS_PYTHON = "/work/peers-scratch/venv/bin/python"
@@ -95,6 +96,8 @@ def key_of(rec: dict[str, Any]) -> str:
         w = f"{w}-{backend}"
     elif backend == "postgres" and w == "W6":
         w = "W6-postgres"
+    elif backend and w == "W9":
+        return f"W9-{backend}"
     return w + RETAINED if rec.get("retained") else w
 
 
@@ -117,6 +120,10 @@ def run_in_process(workloads: list[str], scale: float, profile: int = 0) -> tupl
         from benchmarks.stored import STORED_WORKLOADS
 
         table.update(STORED_WORKLOADS)
+    if any(w in HTTP for w in workloads):
+        from benchmarks.w9 import W9_WORKLOADS
+
+        table.update(W9_WORKLOADS)
     out, skipped = [], []
     for w in workloads:
         profiler = _start_profile(w) if profile else None
@@ -484,6 +491,34 @@ def counts_table(by: dict[tuple[str, str], list[dict[str, Any]]], workloads: lis
     return [*_table(header, rows, {0}), "Statements by kind:", *kinds_lines]
 
 
+def http_summary(records: list[dict[str, Any]], workloads: list[str], skipped: dict[str, str] | None = None) -> str:
+    """W9: per backend and request shape, the medians over repetitions of median and p99 latency."""
+    from benchmarks.w9 import DETAIL_TARGET_MS, LIST_TARGETS_MS
+
+    by = _group(records)
+    header = ["workload", "shape", "rows", "count", "median ms", "p99 ms", "target", "met"]
+    rows: list[list[str]] = []
+    for w in [w for w in HTTP if w in workloads]:
+        sw = by.get(("stepwork", w), [])
+        if not sw:
+            rows.append([w, "-", "-", "-", "-", "-", "-", f"skipped: {(skipped or {}).get(w, 'no result')}"])
+            continue
+        for shape in sw[-1]["shapes"]:
+            got = [r["shapes"][shape] for r in sw if shape in r.get("shapes", {})]
+            med, p99 = _median([g["median_ms"] for g in got]), _median([g["p99_ms"] for g in got])
+            detail = shape.startswith("detail")
+            ok = all(g["ok"] for g in got)
+            if detail:
+                target, met = f"median <= {DETAIL_TARGET_MS:.0f}", med is not None and med <= DETAIL_TARGET_MS
+            else:
+                target = f"median <= {LIST_TARGETS_MS[0]:.0f}, p99 <= {LIST_TARGETS_MS[1]:.0f}"
+                met = med is not None and p99 is not None and med <= LIST_TARGETS_MS[0] and p99 <= LIST_TARGETS_MS[1]
+            rows.append([w, shape, str(got[-1].get("rows", "-")), str(got[-1].get("count", "-")), _fmt(med, 2),
+                         _fmt(p99, 2), target, ("yes" if met else "NO") + ("" if ok else " (NOT OK)")])
+    return "\n".join(["W9: the HTTP admin API through uvicorn (ms per request; medians over repetitions)",
+                      *_table(header, rows, {0, 1, 6, 7})])
+
+
 # ------------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
@@ -508,7 +543,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "the timed runs of a stored workload, the whole of an in-memory one")
     ap.add_argument("--timeout", type=float, default=590.0, metavar="S", help="seconds per bench process")
     args = ap.parse_args(argv)
-    canonical = {w.lower(): w for w in ALL}
+    canonical = {w.lower(): w for w in ALL + HTTP}
     chosen: list[str] = []
     unknown: list[str] = []
     for w in args.workloads:
@@ -518,8 +553,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         else:
             chosen += [n for n in names if n not in chosen]
     if unknown:
-        ap.error(f"unknown workload(s) {', '.join(unknown)}; choose from {' '.join(ALL)} "
-                 "(or memory, stored, all)")
+        ap.error(f"unknown workload(s) {', '.join(unknown)}; choose from {' '.join(ALL + HTTP)} "
+                 "(or memory, stored, http, all)")
     args.single = len(args.workloads) == 1 and len(chosen) == 1
     args.workloads = chosen
     if args.runs_scale <= 0:
@@ -548,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
                 if any(w in STORED for w in workloads):
                     log(stored_summary(records, workloads, "DBOS not run (in-process)",
                                        dict.fromkeys(skipped, "database unreachable")))
+            if any(w in HTTP for w in workloads):
+                log(http_summary(records, workloads))
             if not all(r["ok"] for r in records):
                 return 1
             return SKIPPED if skipped and not records else 0
@@ -628,6 +665,8 @@ def orchestrate(args: argparse.Namespace, workloads: list[str], out_file: TextIO
         log(stored_summary(records, every, dbos_note, skipped))
         if pg_note:
             log(f"PostgreSQL rows skipped: {pg_note}")
+    if any(w in HTTP for w in every):
+        log("\n" + http_summary(records, every, skipped))
     return 1 if failed else 0
 
 

@@ -10,6 +10,11 @@ EXPECTED = {
     "StepworkError", "TransactionInfo", "TransactionState", "TransactionTimeoutError", "When", "Workflow",
     "WorkflowEngine", "WorkflowExecution", "WorkflowResponse", "WorkflowResult", "WorkflowRunner", "create_hook",
     "create_step", "create_workflow", "get_workflow", "parallelize", "step", "transform", "when", "workflow",
+    # events (docs/events.md)
+    "Event", "EventBus", "InMemoryEventBus", "RedisEventBus", "attach_event_bus", "bind_subscribers",
+    "emit_event_step", "subscriber",
+    # the application layer (docs/application.md)
+    "App", "Module", "Query", "use_query_graph_step",
 }
 
 

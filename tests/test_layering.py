@@ -20,14 +20,15 @@ RANKS = {
     "": 0,  # top-level modules such as errors.py and container.py
     "orchestration": 1,
     "storage": 2,
-    "engine": 3,
-    "sdk": 4,
-    "events": 5,
-    "app": 5,
-    "http": 5,
-    "workers": 5,
-    "cli": 6,  # the command line sits on everything it drives, the HTTP layer included
-    "testing": 7,
+    "query": 3,  # query.graph over SQLAlchemy models; the engine registers one over its database
+    "engine": 4,
+    "sdk": 5,
+    "events": 6,
+    "http": 6,
+    "workers": 6,
+    "app": 7,  # an App wires an engine, its query, modules and an event bus with its subscribers
+    "cli": 8,  # the command line sits on everything it drives, the HTTP layer and the App included
+    "testing": 9,
 }
 
 

@@ -7,12 +7,18 @@ Layers (each importing only those below it)::
     engine         runs executions on asyncio (one run loop, in memory or checkpointed); the
                    WorkflowEngine stores, resumes and lists them; what steps receive and return
     sdk            what users write: steps, workflows, references, transform, when, parallelize, hooks
+    events         event buses (in memory, Redis), subscribers, emit_event_step, lifecycle events
+    app            App and Module (services, SQLAlchemy models, Alembic migrations), use_query_graph_step
+
+``query`` (query.graph over SQLAlchemy models) sits between storage and engine: an engine
+registers one over its own database.
 
 Top-level modules (``errors``, ``container``) sit below all of them.
 
 Everything public is importable from ``stepwork``; other modules are internal.
 """
 
+from stepwork.app import App, Module, use_query_graph_step
 from stepwork.container import Container, Modules
 from stepwork.engine.context import StepContext
 from stepwork.engine.engine import WorkflowEngine
@@ -20,8 +26,19 @@ from stepwork.engine.records import WorkflowExecution
 from stepwork.engine.results import Acknowledgement, TransactionInfo, WorkflowResult
 from stepwork.engine.step_response import StepResponse
 from stepwork.errors import PermanentStepFailure, StepTimeoutError, StepworkError, TransactionTimeoutError
+from stepwork.events import (
+    Event,
+    EventBus,
+    InMemoryEventBus,
+    RedisEventBus,
+    attach_event_bus,
+    bind_subscribers,
+    emit_event_step,
+    subscriber,
+)
 from stepwork.orchestration.states import StepState, StepStatus, TransactionState
 from stepwork.orchestration.transaction import StepFailure
+from stepwork.query import Query
 from stepwork.sdk.builder import StepRef
 from stepwork.sdk.composition import When, parallelize, transform, when
 from stepwork.sdk.hooks import Hook, Hooks, create_hook
@@ -31,11 +48,18 @@ from stepwork.sdk.workflows import Workflow, WorkflowResponse, WorkflowRunner, c
 
 __all__ = [
     "Acknowledgement",
+    "App",
     "Container",
+    "Event",
+    "EventBus",
     "Hook",
     "Hooks",
+    "InMemoryEventBus",
+    "Module",
     "Modules",
     "PermanentStepFailure",
+    "Query",
+    "RedisEventBus",
     "Ref",
     "Step",
     "StepContext",
@@ -56,13 +80,18 @@ __all__ = [
     "WorkflowResponse",
     "WorkflowResult",
     "WorkflowRunner",
+    "attach_event_bus",
+    "bind_subscribers",
     "create_hook",
     "create_step",
     "create_workflow",
+    "emit_event_step",
     "get_workflow",
     "parallelize",
     "step",
+    "subscriber",
     "transform",
+    "use_query_graph_step",
     "when",
     "workflow",
 ]

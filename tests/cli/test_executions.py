@@ -94,3 +94,24 @@ def test_show_groups_parallel_steps(demo: tuple[Cli, Result, Result], here: Here
     parallel = next(i for i, line in enumerate(lines) if "3. parallel" in line)
     assert "publish-brand-page" in lines[parallel + 1]
     assert any("record-audit-entry" in line for line in lines[parallel + 2:parallel + 4])
+
+
+def test_list_filters_on_the_creation_time(here: Here) -> None:
+    everything = json.loads(here("executions", "list", "--order", "created_at", "--json").stdout)
+    times = [e["created_at"] for e in everything["workflow_executions"]]
+    middle = times[3]
+    before = json.loads(here("executions", "list", "--created-before", middle, "--json").stdout)
+    after = json.loads(here("executions", "list", "--created-after", "2000-01-01", "--json").stdout)
+    none = json.loads(here("executions", "list", "--created-after", "2999-01-01T00:00:00Z", "--json").stdout)
+    assert before["count"] == sum(1 for t in times if t < middle) and 0 < before["count"] < 6
+    assert (after["count"], none["count"]) == (6, 0)
+    bad = here("executions", "list", "--created-after", "yesterday")
+    assert bad.code == 2 and "--created-after takes an ISO-8601 date or time" in bad.stderr
+
+
+def test_the_demo_suggests_commands_without_the_database_password(demo: tuple[Cli, Result, Result]) -> None:
+    from stepwork.cli.config import Settings
+
+    assert Settings(database_url="postgresql://me:s3cret@db/x").database_label == "postgresql://me:***@db/x"
+    shown = re.search(r"stepwork executions show (wf_exec_\w+) --database-url (\S+)", demo[1].stdout)
+    assert shown and shown.group(2) == demo[0].database_url, demo[1].stdout

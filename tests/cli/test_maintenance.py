@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 import pytest
 
@@ -30,3 +31,16 @@ def test_cleanup_removes_only_expired_executions_and_prints_the_count(cli: Cli) 
     left = json.loads(cli("executions", "list", "--json").stdout)
     assert [e["workflow_id"] for e in left["workflow_executions"]] == ["reserve"]
     assert cli("cleanup").stdout.strip() == f"Removed 0 expired executions from {cli.database_url}."
+
+
+def test_cleanup_and_reading_commands_do_not_run_the_engines_background_work(cli: Cli) -> None:
+    """A read or maintenance command on a live database takes over nothing: a run waiting on a due
+    retry timer stays waiting (the worker, or `run --wait`, is what continues it)."""
+    started = cli("run", "app:retrying", "--input", "{}", "--transaction-id", "retry-ro")
+    assert "invoking" in started.stdout, started.output
+    time.sleep(0.5)  # the retry timer (0.3 s) is due
+    for command in (("cleanup", "--app", "app"), ("migrate",), ("executions", "list")):
+        done = cli(*command)
+        assert done.code == 0, done.output
+    listed = json.loads(cli("executions", "list", "-t", "retry-ro", "--json").stdout)
+    assert [e["state"] for e in listed["workflow_executions"]] == ["invoking"]

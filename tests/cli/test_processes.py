@@ -1,5 +1,6 @@
 """The long-running commands as real processes: `worker` finishes what waits on a timer and stops on
-SIGTERM; `serve` answers on a free port with an API key; `keys` create, list and revoke."""
+SIGTERM; `serve` answers on the free port it reports (`--port 0`) with an API key, stops on Ctrl-C
+with a subscribed client, and reports a port in use in one line; `keys` create, list and revoke."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,10 +42,29 @@ def _stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[in
     return process.returncode, out, err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _readline(process: subprocess.Popen[str], deadline: float = DEADLINE) -> str:
+    """The next line of the process's stdout, failing (and stopping the process) after ``deadline`` s."""
+    assert process.stdout is not None
+    stream = process.stdout
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(deadline)
+    if not got:
+        process.kill()
+        raise AssertionError(f"no line from the process within {deadline} s")
+    return got[0]
+
+
+def _serve(cli: Cli, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """``stepwork serve --port 0 ...`` started, and the base URL its banner reports once it listens."""
+    server = cli.popen("serve", "--database-url", cli.database_url, "--port", "0", *args, env=env)
+    banner = _readline(server)
+    found = re.search(r"stepwork admin API on (http://127\.0\.0\.1:(\d+)) ", banner)
+    if found is None or found.group(2) == "0":
+        _, out, err = _stop(server)
+        raise AssertionError(f"no listening banner: {banner!r}\n{out}\n{err}")
+    return server, found.group(1)
 
 
 def test_worker_finishes_a_run_waiting_on_a_timer_and_stops_on_sigterm(cli: Cli) -> None:
@@ -65,8 +86,7 @@ def test_worker_finishes_a_run_waiting_on_a_timer_and_stops_on_sigterm(cli: Cli)
 
 def test_worker_stops_quietly_on_ctrl_c(cli: Cli) -> None:
     worker = cli.popen("worker", "--database-url", cli.database_url)
-    assert worker.stdout is not None
-    assert "stepwork worker running" in worker.stdout.readline()
+    assert "stepwork worker running" in _readline(worker)
     code, out, err = _stop(worker, signal.SIGINT)
     assert code == 0 and "worker stopped" in out and "Traceback" not in err
 
@@ -102,10 +122,7 @@ def _get(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:
 @pytest.mark.slow
 def test_serve_answers_with_a_key_and_warns_when_there_is_none(cli: Cli) -> None:
     assert cli("demo").code == 0
-    port = _free_port()
-    server = cli.popen("serve", "--app", "stepwork.cli.demo_workflows", "--database-url", cli.database_url,
-                       "--port", str(port))
-    base = f"http://127.0.0.1:{port}"
+    server, base = _serve(cli, "--app", "stepwork.cli.demo_workflows")
     try:  # the server's output is shown when something goes wrong
         def up() -> bool:
             try:
@@ -124,8 +141,7 @@ def test_serve_answers_with_a_key_and_warns_when_there_is_none(cli: Cli) -> None
     created = cli("keys", "create", "test")
     secret = re.search(r"^(sk_\S+)$", created.stdout, re.M)
     assert secret, created.output
-    server = cli.popen("serve", "--database-url", cli.database_url, "--port", str(port),
-                       env={"STEPWORK_API_KEYS": "sk_static_one"})
+    server, base = _serve(cli, env={"STEPWORK_API_KEYS": "sk_static_one"})
     try:
         _eventually(lambda: _answers(f"{base}/health"), "the server answers /health")
         status, body = _get(f"{base}/admin/workflows-executions?limit=10", secret.group(1))
@@ -134,7 +150,7 @@ def test_serve_answers_with_a_key_and_warns_when_there_is_none(cli: Cli) -> None
         assert _get(f"{base}/admin/workflows-executions", "sk_wrong")[0] == 401
     finally:
         code, out, err = _stop(server)
-    assert f"stepwork admin API on http://127.0.0.1:{port}" in out
+    assert f"stepwork admin API on {base}" not in out  # (printed once, read by _serve)
     assert "no API key exists" not in err
     assert "Traceback" not in out + err
 
@@ -144,3 +160,54 @@ def _answers(url: str) -> bool:
         return _get(url)[0] == 200
     except OSError:
         return False
+
+
+def _subscribe(base: str, key: str) -> socket.socket:
+    """An open SSE stream of the server (a raw socket: the test holds it open), once subscribed."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=DEADLINE)
+    sock.sendall(f"GET /admin/workflows-executions/anything/subscribe HTTP/1.1\r\nHost: {host}\r\n"
+                 f"Authorization: Bearer {key}\r\n\r\n".encode())
+    received = b""
+    while b": subscribed" not in received:
+        chunk = sock.recv(4096)
+        assert chunk, f"the stream ended: {received!r}"
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 200"), received
+    return sock
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_promptly_with_a_subscribed_client(cli: Cli, sig: int) -> None:
+    server, base = _serve(cli, env={"STEPWORK_API_KEYS": "sk_static_one"})
+    try:
+        stream = _subscribe(base, "sk_static_one")
+    except BaseException:
+        _stop(server)
+        raise
+    with stream:
+        began = time.monotonic()
+        code, out, err = _stop(server, sig)
+        took = time.monotonic() - began
+        stream.settimeout(5)
+        rest = b""
+        while chunk := stream.recv(4096):  # the server ended the stream (the connection is closed)
+            rest += chunk
+    assert took < 10, f"took {took:.1f} s to stop:\n{out}\n{err}"
+    assert code == 0, out + err
+    assert "stepwork admin API stopped" in out  # printed once the app's lifespan stopped the engine
+    assert "Traceback" not in out + err and "timeout graceful shutdown exceeded" not in err
+    assert rest.endswith(b"0\r\n\r\n"), rest  # the chunked stream was ended, not cut
+
+
+def test_serve_reports_a_port_in_use_in_one_line(cli: Cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli("serve", "--port", str(port), env={"STEPWORK_API_KEYS": "sk_static_one"}, timeout=DEADLINE)
+    assert done.code == 1, done.output
+    assert done.stdout == ""  # no "listening" banner
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; another process uses it: choose "
+        "another port with --port"], done.stderr

@@ -49,7 +49,7 @@ def test_input_from_a_file_and_a_chosen_transaction_id(cli: Cli, project: Path) 
     assert [e["workflow_id"] for e in listed["workflow_executions"]] == ["reserve"]
 
 
-def test_without_wait_a_waiting_run_returns_its_acknowledgement(cli: Cli) -> None:
+def test_without_wait_a_waiting_run_prints_its_state_transaction_and_what_it_waits_on(cli: Cli) -> None:
     done = cli("run", "app:order", "--input", '{"qty": 1}', "--transaction-id", "order-1")
     assert done.code == 0, done.output
     assert "… ship waits for its response" in done.stdout

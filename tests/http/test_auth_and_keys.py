@@ -111,9 +111,13 @@ async def test_a_key_is_in_clear_neither_in_the_database_nor_in_the_log(served: 
         assert (await c.get(BASE)).status_code == 200
     async with served.client(key=None) as c:
         assert (await c.get(BASE, headers={"Authorization": basic(secret)})).status_code == 200
-        assert (await c.get(f"{BASE}?api_key={secret}")).status_code == 401
-        assert (await c.get(f"{BASE}?q={secret}")).status_code == 401
-        assert (await c.get(f"{BASE}/{secret}")).status_code == 401
+    # With a valid key, so that what is tested is the log's redaction (not the 401).
+    async with served.client() as c:
+        assert (await c.get(f"{BASE}?api_key={secret}")).status_code == 400  # not a parameter of the route
+        assert (await c.get(f"{BASE}?q={secret}")).status_code == 200
+        assert (await c.get(f"{BASE}?transaction_id={secret}&q={STATIC_KEY}")).status_code == 200
+        assert (await c.get(f"{BASE}/{secret}")).status_code == 404
+        assert (await c.get(f"{BASE}/{STATIC_KEY}")).status_code == 404
     secret_hash = __import__("hashlib").sha256(secret.encode()).hexdigest()
     if served.sqlite_path is not None:
         raw = b"".join(p.read_bytes() for p in served.sqlite_path.parent.glob(served.sqlite_path.name + "*"))
@@ -124,23 +128,93 @@ async def test_a_key_is_in_clear_neither_in_the_database_nor_in_the_log(served: 
             dump = str(conn.execute("SELECT * FROM stepwork_api_key").fetchall())
         assert secret not in dump and secret[10:] not in dump and secret_hash in dump
     server_lines = served.log.server_lines()
-    assert any("api_key=%5Bredacted%5D" in line for line in server_lines)  # the requests were logged
-    assert not [line for line in server_lines if secret[10:] in line]
+    logged = [line for line in server_lines if "uvicorn.access" in line and "[redacted]" in line.replace("%5B", "[")
+              .replace("%5D", "]")]
+    assert len(logged) >= 5, server_lines[-10:]  # the requests were logged, redacted
+    assert not [line for line in server_lines if secret[10:] in line or STATIC_KEY in line]
 
 
-def test_the_default_database_is_the_engines_default_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_filter_value_that_contains_a_key_like_text_filters(client: httpx.AsyncClient) -> None:
+    """The app sees the query as sent: only the log is redacted."""
+    for tx in ("task_0123456789abcdefghijk-sk_0123456789abcdefghijk", "sk_" + "a" * 43):
+        r = await client.post(f"{BASE}/http-hello/run", json={"input": {"name": "x"}, "transaction_id": tx})
+        assert r.status_code == 200, r.text
+        listed = (await client.get(BASE, params={"transaction_id": tx})).json()
+        assert [e["transaction_id"] for e in listed["workflow_executions"]] == [tx]
+
+
+def test_what_the_access_log_redacts() -> None:
+    from stepwork.http.middleware import redact_url
+
+    key = "sk_" + "B" * 43
+    assert redact_url(f"/a/{key}/b?token=x&q={key}&transaction_id=task_{key}") == \
+        f"/a/[redacted]/b?token=%5Bredacted%5D&q=%5Bredacted%5D&transaction_id=task_{key}"
+    assert redact_url("/a?transaction_id=sk_0123456789abcdefghijk&order=-created_at") == \
+        "/a?transaction_id=sk_0123456789abcdefghijk&order=-created_at"
+
+
+@pytest.mark.parametrize(("url", "path"), [(None, ".stepwork/stepwork.db"), ("sqlite:///keys.db", "keys.db"),
+                                            ("sqlite:///keys.db?busy_timeout=2", "keys.db")])
+def test_keys_and_executions_share_the_engines_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        url: str | None, path: str) -> None:
     import asyncio
+    import sqlite3
+
+    from stepwork.engine.engine import WorkflowEngine
 
     monkeypatch.chdir(tmp_path)
 
     async def make() -> None:
-        keys = ApiKeys()
+        keys = ApiKeys(url)
         try:
             await keys.create("default")
         finally:
             await keys.close()
+        async with WorkflowEngine(url) as engine:  # the engine opens the same file
+            assert await engine.list_workflow_executions() == []
     asyncio.run(make())
-    assert (tmp_path / ".stepwork" / "stepwork.db").exists()
+    with sqlite3.connect(tmp_path / path) as conn:
+        assert conn.execute("SELECT name FROM stepwork_api_key").fetchall() == [("default",)]
+    assert sorted(p.name for p in tmp_path.rglob("*.db")) == [Path(path).name]
+
+
+def test_a_sqlite_url_the_engine_refuses_is_refused_at_once() -> None:
+    with pytest.raises(StepworkError) as exc:
+        ApiKeys("sqlite:///keys.db?timeout=2")
+    assert exc.value.type == "invalid_data" and "busy_timeout" in exc.value.message
+
+
+async def test_unknown_keys_are_remembered_and_last_used_is_written_once_a_minute(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from stepwork.http.keys import NEGATIVE_CACHE_SIZE
+
+    keys = ApiKeys(f"sqlite:///{tmp_path / 'keys.db'}", cache_ttl=0.0 + 1e-9)
+    statements: list[str] = []
+    try:
+        _info, secret = await keys.create("busy")
+        engine = keys._engine
+        assert engine is not None
+        sa.event.listen(engine, "before_cursor_execute",
+                        lambda conn, cursor, statement, *rest: statements.append(statement.split()[0]))
+        unknown = "sk_" + "u" * 43
+        assert await keys.verify(unknown) is None
+        assert statements == ["SELECT"]
+        keys.cache_ttl = 60.0
+        assert await keys.verify(unknown + "x") is None  # read once ...
+        assert await keys.verify(unknown + "x") is None  # ... then remembered
+        assert statements == ["SELECT", "SELECT"]
+        for n in range(NEGATIVE_CACHE_SIZE + 5):
+            await keys.verify(f"sk_{n}")
+        assert len(keys._unknown) == NEGATIVE_CACHE_SIZE  # bounded
+        keys.cache_ttl = 1e-9
+        statements.clear()
+        first = await keys.verify(secret)
+        second = await keys.verify(secret)
+        assert first is not None and second is not None and first.last_used_at is not None
+        assert statements == ["SELECT", "UPDATE", "SELECT"]  # the second use within a minute writes nothing
+    finally:
+        await keys.close()
 
 
 async def test_an_in_memory_database_keeps_keys_for_the_process() -> None:

@@ -116,3 +116,28 @@ async def test_an_unexpected_exception_is_a_500_without_the_traceback(failing: S
     assert "secret internals" not in r.text and "RuntimeError" not in r.text
     assert "log" in message
     assert any("secret internals" in line for line in failing.log.lines)  # the server's log has it
+
+
+_STEP = {"transaction_id": "none", "step_id": "http-approve"}
+
+
+@pytest.mark.parametrize(("method", "url", "body"), [
+    ("POST", f"{BASE}/http-hello/run", {"input": {"name": "q"}}),
+    ("POST", f"{BASE}/http-approval/steps/success", _STEP),
+    ("POST", f"{BASE}/http-approval/steps/failure", _STEP),
+    ("POST", f"{BASE}/http-approval/steps/retry", _STEP),
+    ("POST", f"{BASE}/http-approval/none/cancel", None),
+    ("GET", f"{BASE}/http-hello/subscribe", None),
+    ("GET", f"{BASE}/http-hello/none/subscribe", None),
+])
+async def test_an_unknown_query_parameter_is_a_400_on_the_action_and_stream_routes(
+        client: httpx.AsyncClient, method: str, url: str, body: Any) -> None:
+    r = await client.request(method, f"{url}?surprise=1", json=body)
+    assert _error(r, 400, "invalid_data") == 'Unknown query parameter "surprise"; this route takes no query parameters.'
+
+
+async def test_a_failure_answered_to_the_client_is_not_logged_again(served: Served, client: httpx.AsyncClient) -> None:
+    r = await client.post(f"{BASE}/no-such-workflow-logged/run", json={})
+    assert r.status_code == 404
+    assert not [line for line in served.log.server_lines() if "no-such-workflow-logged" in line
+                and "ended with" in line]

@@ -33,7 +33,7 @@ async def test_medusa_js_sdk_lists_and_retrieves_executions(served: Served, tx: 
     node = _node()
     async with served.client() as c:
         r = await c.post(f"{BASE}/http-hello/run", json={"input": {"name": "Medusa"}, "transaction_id": tx})
-        assert r.json()["acknowledgement"]["has_finished"] is True
+        assert r.json()["acknowledgement"]["hasFinished"] is True
         expected_id = (await c.get(f"{BASE}/http-hello/{tx}")).json()["workflow_execution"]["id"]
     env = {**os.environ, "STEPWORK_URL": served.base_url, "STEPWORK_KEY": served.key, "STEPWORK_TX": tx}
     proc = await asyncio.create_subprocess_exec(node, "check.mjs", cwd=CLIENT, env=env,

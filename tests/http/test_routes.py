@@ -36,8 +36,9 @@ async def test_run_answers_the_acknowledgement_and_the_execution_reads_back(clie
                                                                             tx: str) -> None:
     r = await client.post(f"{BASE}/http-hello/run", json={"input": {"name": "Ada"}, "transaction_id": tx})
     assert r.status_code == 200, r.text
-    assert r.json() == {"acknowledgement": {"workflow_id": "http-hello", "transaction_id": tx,
-                                            "has_finished": True, "has_failed": False}}
+    # Medusa's wire shape, camelCase (the Python API's WorkflowResult.acknowledgement stays snake_case).
+    assert r.json() == {"acknowledgement": {"workflowId": "http-hello", "transactionId": tx,
+                                            "hasFinished": True, "hasFailed": False}}
     record = await latest(client, "http-hello", tx)
     # Medusa's detail defaults: the records, no run_id or retention_time.
     assert set(record) == {"id", "workflow_id", "transaction_id", "context", "execution", "state", "created_at",
@@ -55,8 +56,8 @@ async def test_run_answers_the_acknowledgement_and_the_execution_reads_back(clie
 async def test_run_without_a_transaction_id_gets_one(client: httpx.AsyncClient) -> None:
     r = await client.post(f"{BASE}/http-hello/run", json={"input": {"name": "Bo"}})
     ack = r.json()["acknowledgement"]
-    assert ack["transaction_id"].startswith("auto-") and ack["has_finished"] is True
-    assert (await latest(client, "http-hello", ack["transaction_id"]))["state"] == "done"
+    assert ack["transactionId"].startswith("auto-") and ack["hasFinished"] is True
+    assert (await latest(client, "http-hello", ack["transactionId"]))["state"] == "done"
 
 
 async def test_a_failing_run_is_acknowledged_as_failed_not_as_an_http_error(client: httpx.AsyncClient,
@@ -64,7 +65,7 @@ async def test_a_failing_run_is_acknowledged_as_failed_not_as_an_http_error(clie
     r = await client.post(f"{BASE}/http-hello/run", json={"input": {"name": "X", "fail": True},
                                                            "transaction_id": tx})
     assert r.status_code == 200
-    assert r.json()["acknowledgement"]["has_failed"] is True
+    assert r.json()["acknowledgement"]["hasFailed"] is True
     record = await latest(client, "http-hello", tx)
     assert record["state"] in ("failed", "reverted")
     assert "cannot greet X" in str(record["context"]["errors"])
@@ -112,7 +113,7 @@ async def test_list_filters_pages_orders_and_selects_fields(client: httpx.AsyncC
 async def test_a_waiting_step_completed_through_steps_success(client: httpx.AsyncClient, tx: str) -> None:
     ack = (await client.post(f"{BASE}/http-approval/run", json={"input": "order-1", "transaction_id": tx})
            ).json()["acknowledgement"]
-    assert (ack["has_finished"], ack["has_failed"]) == (False, False)
+    assert (ack["hasFinished"], ack["hasFailed"]) == (False, False)
     assert (await latest(client, "http-approval", tx))["state"] == "invoking"
     r = await client.post(f"{BASE}/http-approval/steps/success",
                           json={"transaction_id": tx, "step_id": "http-approve", "response": "yes"})
@@ -158,8 +159,8 @@ async def test_cancel_reverts_and_answers_the_execution(client: httpx.AsyncClien
 async def test_a_long_run_answers_after_the_wait_and_goes_on(client: httpx.AsyncClient, tx: str) -> None:
     """The server waits at most wait_timeout (1 s here) for a run; the run finishes in the background."""
     r = await client.post(f"{BASE}/http-slow/run", json={"input": 2.0, "transaction_id": tx})
-    assert r.json()["acknowledgement"] == {"workflow_id": "http-slow", "transaction_id": tx, "has_finished": False,
-                                           "has_failed": False}
+    assert r.json()["acknowledgement"] == {"workflowId": "http-slow", "transactionId": tx, "hasFinished": False,
+                                           "hasFailed": False}
     again = await client.post(f"{BASE}/http-slow/run", json={"input": 0.0, "transaction_id": tx})
     assert again.status_code == 409 and again.json()["type"] == "conflict"  # the transaction is running
     record = await state_becomes(client, "http-slow", tx, "done")

@@ -282,6 +282,17 @@ POSTGRES_V3 = [
     "ALTER TABLE stepwork_migrations ALTER COLUMN applied_at DROP DEFAULT",
 ]
 
+# Version 4: the HTTP admin API's keys.
+_V4 = {
+    dialect: [
+        ("CREATE TABLE IF NOT EXISTS stepwork_api_key (\n\tid TEXT NOT NULL, \n\tname TEXT NOT NULL, \n\tprefix TEXT "
+         f"NOT NULL, \n\tsecret_sha256 TEXT NOT NULL, \n\tcreated_at {time} NOT NULL, \n\trevoked_at {time}, \n\t"
+         f"last_used_at {time}, \n\tPRIMARY KEY (id)\n)"),
+        "CREATE UNIQUE INDEX IF NOT EXISTS uq_api_key_secret_sha256 ON stepwork_api_key (secret_sha256)",
+    ] for dialect, time in (("sqlite", "REAL"), ("postgresql", "TIMESTAMP WITH TIME ZONE"))
+}
+SQLITE_V4, POSTGRES_V4 = _V4["sqlite"], _V4["postgresql"]
+
 # Every schema history a database may have, by dialect: [(version, statements applied), ...].
 HISTORIES: dict[str, dict[str, list[tuple[int, list[str]]]]] = {
     "sqlite": {
@@ -291,10 +302,42 @@ HISTORIES: dict[str, dict[str, list[tuple[int, list[str]]]]] = {
         "v2": [(1, SQLITE_V1), (2, SQLITE_V2)],
         "v1-first+v2+v3": [(1, SQLITE_V1_FIRST), (2, SQLITE_V2), (3, SQLITE_V3)],
         "v3": [(1, SQLITE_V1), (2, SQLITE_V2), (3, SQLITE_V3)],
+        "v4": [(1, SQLITE_V1), (2, SQLITE_V2), (3, SQLITE_V3), (4, SQLITE_V4)],
+        "v1-first+v2+v3+v4": [(1, SQLITE_V1_FIRST), (2, SQLITE_V2), (3, SQLITE_V3), (4, SQLITE_V4)],
     },
     "postgresql": {
         "v1": [(1, POSTGRES_V1)],
         "v2": [(1, POSTGRES_V1), (2, POSTGRES_V2)],
         "v3": [(1, POSTGRES_V1), (2, POSTGRES_V2), (3, POSTGRES_V3)],
+        "v4": [(1, POSTGRES_V1), (2, POSTGRES_V2), (3, POSTGRES_V3), (4, POSTGRES_V4)],
     },
 }
+
+# Version 5 (the HTTP list route's indexes; on PostgreSQL q's trigram index when pg_trgm can be had).
+_V5_INDEXES = [
+    "DROP INDEX IF EXISTS idx_wfe_state_updated_at",
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_state_created_at ON workflow_execution (state, created_at) WHERE "
+     "deleted_at IS NULL"),
+    ("CREATE INDEX IF NOT EXISTS idx_wfe_workflow_created_at ON workflow_execution (workflow_id, created_at, "
+     "transaction_id, run_id) WHERE deleted_at IS NULL"),
+]
+SQLITE_V5 = list(_V5_INDEXES)
+POSTGRES_V5 = [*_V5_INDEXES, """DO $stepwork$
+DECLARE trgm_schema text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+            RETURN;
+        END IF;
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+        EXCEPTION WHEN insufficient_privilege OR invalid_schema_name OR undefined_file THEN
+            RETURN;
+        END;
+    END IF;
+    SELECT n.nspname INTO trgm_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'pg_trgm';
+    EXECUTE format('CREATE INDEX IF NOT EXISTS idx_wfe_search ON workflow_execution USING gin '
+                   '((workflow_id || '' '' || transaction_id || '' '' || run_id) %I.gin_trgm_ops) '
+                   'WHERE deleted_at IS NULL', trgm_schema);
+END $stepwork$"""]

@@ -13,7 +13,8 @@ from stepwork.cli.config import Settings, resolve
 from stepwork.cli.loading import import_module
 from stepwork.engine.engine import WorkflowEngine
 
-__all__ = ["AppOption", "DatabaseUrlOption", "JsonOption", "open_engine", "run_async", "settings_for"]
+__all__ = ["AppOption", "DatabaseUrlOption", "JsonOption", "open_engine", "open_store_only", "run_async",
+           "settings_for"]
 
 T = TypeVar("T")
 
@@ -42,6 +43,20 @@ async def open_engine(settings: Settings, **options: Any) -> AsyncIterator[Workf
     engine = WorkflowEngine(settings.database_url, **options)
     async with engine:
         yield engine
+
+
+@asynccontextmanager
+async def open_store_only(settings: Settings) -> AsyncIterator[WorkflowEngine]:
+    """An engine on the settings' database whose store only is open (migrations applied), for the
+    commands that read or maintain it: nothing of the engine's background work runs (no recovery of
+    other processes' executions, no due timers, no loops), so it is safe on a live database. Read
+    through :mod:`stepwork.engine.listing` with it (its methods need a started engine)."""
+    engine = WorkflowEngine(settings.database_url)
+    await engine.store.open()
+    try:
+        yield engine
+    finally:
+        await engine.store.close()
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:

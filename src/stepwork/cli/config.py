@@ -1,7 +1,8 @@
 """Settings of the command line, and where each one comes from.
 
 Precedence, highest first: the command-line option; the environment (``STEPWORK_DATABASE_URL``,
-``STEPWORK_APP``, ``STEPWORK_API_KEYS`` comma-separated, ``STEPWORK_HOST``, ``STEPWORK_PORT``);
+``STEPWORK_APP``, ``STEPWORK_HOST``, ``STEPWORK_PORT``; ``STEPWORK_API_KEYS``, comma-separated, is
+read by ``stepwork serve`` with :func:`stepwork.http.keys.static_keys_from_env`);
 ``[tool.stepwork]`` in ``./pyproject.toml`` (keys ``app``, ``database_url``, ``host``, ``port``);
 the defaults (host ``127.0.0.1``, port ``9000``, the engine's default database
 ``./.stepwork/stepwork.db``).
@@ -24,7 +25,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
 ENV = {"app": "STEPWORK_APP", "database_url": "STEPWORK_DATABASE_URL", "host": "STEPWORK_HOST",
        "port": "STEPWORK_PORT", "api_keys": "STEPWORK_API_KEYS"}
-_PYPROJECT_KEYS = ("app", "database_url", "host", "port")
+# modules, auto_migrate and event_bus are the application layer's (stepwork.app.App.from_config).
+_PYPROJECT_KEYS = ("app", "database_url", "host", "port", "modules", "auto_migrate", "event_bus")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,6 @@ class Settings:
     database_url: str | None = None
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    api_keys: tuple[str, ...] = ()
 
     @property
     def database_label(self) -> str:
@@ -106,6 +107,5 @@ def resolve(*, app: str | None = None, database_url: str | None = None, host: st
     url_value, _ = pick("database_url", database_url)
     host_value, _ = pick("host", host)
     port_value, port_source = pick("port", port)
-    keys = tuple(k.strip() for k in env.get(ENV["api_keys"], "").split(",") if k.strip())
     return Settings(app=app_value or None, database_url=url_value or None, host=host_value or DEFAULT_HOST,
-                    port=DEFAULT_PORT if port_value is None else _port(port_value, port_source), api_keys=keys)
+                    port=DEFAULT_PORT if port_value is None else _port(port_value, port_source))

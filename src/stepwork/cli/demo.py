@@ -41,11 +41,14 @@ def demo(database_url: DatabaseUrlOption = None) -> None:
     for execution_id, workflow_id, state, what in stored:
         table.add_row(execution_id, workflow_id, state_text(state), what)
     console.print(table)
-    flag = "" if settings.database_url is None else f" --database-url {settings.database_url}"
+    # The label, not the URL: a password in the URL is not printed (type it in where it shows ***).
+    flag = "" if settings.database_url is None else f" --database-url {settings.database_label}"
     console.print()
     console.print("Look at them:")
     console.print(f"  stepwork executions list{flag}")
-    console.print(f"  stepwork executions show {stored[1][0]}{flag}")
+    if stored:  # (a run is not stored when the database refused it; the table above then shows fewer)
+        shown = next((row for row in stored if row[3] == _RUNS[1][2]), stored[0])  # the rolled-back one
+        console.print(f"  stepwork executions show {shown[0]}{flag}")
     console.print("  stepwork graph stepwork.cli.demo_workflows:brand_created")
     console.print(f"  stepwork keys create me{flag} && stepwork serve --app stepwork.cli.demo_workflows{flag}")
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from stepwork.cli.common import DatabaseUrlOption, JsonOption, open_engine, run_async, settings_for
+from stepwork.cli.common import DatabaseUrlOption, JsonOption, open_store_only, run_async, settings_for
 from stepwork.cli.console import out, print_json, state_text
 from stepwork.cli.errors import CliError
 from stepwork.cli.tree import execution_tree
+from stepwork.engine import listing
 from stepwork.engine.records import WorkflowExecution
 from stepwork.orchestration.states import TransactionState
 
@@ -37,6 +39,16 @@ def progress(execution: WorkflowExecution) -> str:
     return f"{finished} of {len(steps)} steps"
 
 
+def _time(value: str, flag: str) -> dt.datetime:
+    """An ISO-8601 date or time of an option (a time without zone is local time)."""
+    try:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError.usage(f"{flag} takes an ISO-8601 date or time (2026-01-31, 2026-01-31T12:00:00Z), "
+                             f"got {value!r}") from None
+    return when if when.tzinfo is not None else when.astimezone()
+
+
 @app.command("list")
 def list_executions(
     workflow_id: Annotated[list[str] | None, typer.Option("--workflow-id", "-w", show_default=False,
@@ -50,6 +62,12 @@ def list_executions(
     q: Annotated[str | None, typer.Option("-q", "--query", show_default=False,
                                           help="Text searched (case-insensitive) in workflow id, transaction id, "
                                                "state and run id.")] = None,
+    created_after: Annotated[str | None, typer.Option(
+        "--created-after", metavar="TIME", show_default=False,
+        help="Only executions created after this ISO-8601 time (e.g. 2026-01-31 or 2026-01-31T12:00:00Z).")] = None,
+    created_before: Annotated[str | None, typer.Option(
+        "--created-before", metavar="TIME", show_default=False,
+        help="Only executions created before this ISO-8601 time.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="How many to show.")] = 20,
     offset: Annotated[int, typer.Option("--offset", min=0, help="How many to skip.")] = 0,
     order: Annotated[str, typer.Option("--order", help="Columns, comma-separated; a leading - sorts descending "
@@ -58,13 +76,15 @@ def list_executions(
     json_out: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """List stored executions, newest first, with the filters of the admin API.
+    """List stored executions, newest first, filtered as the admin API's list route can be (workflow,
+    state, transaction, text, creation time).
 
     Examples:
 
         stepwork executions list
         stepwork executions list --state failed --state reverted
         stepwork executions list --workflow-id create-brand -q acme --limit 50 --offset 50
+        stepwork executions list --created-after 2026-01-01 --created-before 2026-02-01
         stepwork executions list --json | jq '.workflow_executions[].id'
     """
     unknown = [s for s in state or [] if s not in _STATES]
@@ -74,11 +94,16 @@ def list_executions(
     filters: dict[str, Any] = {"workflow_id": _one_or_many(workflow_id), "state": _one_or_many(state),
                                "transaction_id": _one_or_many(transaction_id), "q": q}
     filters = {k: v for k, v in filters.items() if v is not None}
+    created = {op: _time(value, flag) for op, value, flag in (("$gt", created_after, "--created-after"),
+                                                             ("$lt", created_before, "--created-before"))
+               if value is not None}
+    if created:
+        filters["created_at"] = created
     columns = [c.strip() for c in order.split(",") if c.strip()]
 
     async def go() -> tuple[list[WorkflowExecution], int]:
-        async with open_engine(settings) as engine:
-            return await engine.list_and_count_workflow_executions(filters, skip=offset, take=limit, order=columns)
+        async with open_store_only(settings) as engine:
+            return await listing.list_and_count(engine, filters, offset, limit, columns)
 
     rows, count = run_async(go())
     if json_out:
@@ -119,8 +144,8 @@ def show_execution(
         raise CliError.usage("the execution id is empty")
 
     async def go() -> WorkflowExecution:
-        async with open_engine(settings) as engine:
-            return await engine.retrieve_workflow_execution(execution_id)
+        async with open_store_only(settings) as engine:
+            return await listing.retrieve(engine, execution_id)
 
     execution = run_async(go())
     if json_out:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stepwork.cli.common import AppOption, DatabaseUrlOption, open_engine, run_async, settings_for
+from stepwork.cli.common import AppOption, DatabaseUrlOption, open_store_only, run_async, settings_for
 from stepwork.cli.console import out
 from stepwork.storage.migrations import LATEST
 
@@ -22,7 +22,7 @@ def migrate(database_url: DatabaseUrlOption = None) -> None:
     settings = settings_for(database_url=database_url, import_app=False)
 
     async def go() -> None:
-        async with open_engine(settings):
+        async with open_store_only(settings):  # opening the store applies the migrations
             pass
 
     run_async(go())
@@ -42,8 +42,8 @@ def cleanup(database_url: DatabaseUrlOption = None, app: AppOption = None) -> No
     settings = settings_for(database_url=database_url, app=app)
 
     async def go() -> int:
-        async with open_engine(settings) as engine:
-            return await engine.cleanup_expired_executions()
+        async with open_store_only(settings) as engine:
+            return await engine.store.delete_expired(engine.clock.time())
 
     count = run_async(go())
     noun = "execution" if count == 1 else "executions"

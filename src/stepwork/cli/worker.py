@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 
 from stepwork.cli.common import AppOption, DatabaseUrlOption, open_engine, run_async, settings_for
 from stepwork.cli.config import Settings
-from stepwork.cli.console import out, setup_logging
+from stepwork.cli.console import error_line, out, setup_logging
+from stepwork.cli.errors import EXIT_INTERRUPTED
 from stepwork.engine.registry import registered_workflows
 
 __all__ = ["worker"]
@@ -18,7 +21,8 @@ def worker(app: AppOption = None, database_url: DatabaseUrlOption = None) -> Non
     """Run the engine without HTTP, until Ctrl-C or SIGTERM.
 
     It recovers executions whose process died, fires due timers (retries, timeouts, schedules), and
-    continues executions completed from other processes; on Ctrl-C or SIGTERM it stops cleanly.
+    continues executions completed from other processes; on Ctrl-C or SIGTERM it stops cleanly (exit 0);
+    Ctrl-C again while it stops quits at once (exit 130).
 
     Examples:
 
@@ -30,11 +34,26 @@ def worker(app: AppOption = None, database_url: DatabaseUrlOption = None) -> Non
     run_async(_work(settings))
 
 
+def _force_quit() -> None:
+    """A second Ctrl-C while stopping: one line, exit 130, without waiting for the engine."""
+    sys.stdout.flush()
+    error_line("interrupted again: quit without stopping the engine (its running executions resume elsewhere "
+               "once their leases run out)")
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
 async def _work(settings: Settings) -> None:
     stop = asyncio.Event()
+    stopped = False
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set() and sig == signal.SIGINT and not stopped:
+            _force_quit()
+        stop.set()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     console = out()
     async with open_engine(settings):
         names = sorted(registered_workflows())
@@ -43,4 +62,5 @@ async def _work(settings: Settings) -> None:
         console.print("Ctrl-C or SIGTERM stops it.")
         await stop.wait()
         console.print("stopping...")
+    stopped = True  # a Ctrl-C from now on changes nothing
     console.print("worker stopped")

@@ -29,6 +29,7 @@ from stepwork.engine.stored_runs import FINISHED, load
 from stepwork.engine.subscriptions import Subscriber, Subscriptions
 from stepwork.engine.timers import fire_due_timers
 from stepwork.errors import StepworkError
+from stepwork.query import Query, attach_engine_query, detach_engine_query
 from stepwork.storage.base import ExecutionKey, ExecutionStore, TimerRow
 
 __all__ = ["DEFAULT_SQLITE_PATH", "Clock", "SystemClock", "WorkflowEngine", "open_store"]
@@ -73,6 +74,7 @@ class WorkflowEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()  # timer fires and recoveries of the background loop
         self._started = False
+        self._query: Query | None = None  # the query over this database registered at start, if any
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -82,6 +84,7 @@ class WorkflowEngine:
             return
         await self.store.open()
         self._started = True
+        self._query = attach_engine_query(self) or self._query  # Modules.QUERY, unless one is registered
         await arm_schedules(self)
         await recovery.recover_orphans(self)
         await fire_due_timers(self)
@@ -103,6 +106,7 @@ class WorkflowEngine:
                 await task
         self._tasks = []
         self._started = False
+        detach_engine_query(self._query)
         await self.store.close()
 
     async def __aenter__(self) -> WorkflowEngine:
@@ -283,11 +287,12 @@ class WorkflowEngine:
     # -- reading ----------------------------------------------------------------------------------
 
     async def list_and_count_workflow_executions(self, filters: Mapping[str, Any] | None = None, *, skip: int = 0,
-                                                 take: int | None = None,
-                                                 order: Any = None) -> tuple[list[WorkflowExecution], int]:
-        """Stored executions matching ``filters``, and their total count."""
+                                                 take: int | None = None, order: Any = None,
+                                                 records: bool = True) -> tuple[list[WorkflowExecution], int]:
+        """Stored executions matching ``filters``, and their total count. ``records=False`` leaves
+        each execution's ``execution`` and ``context`` out (``None``): cheaper, for listings."""
         self._require_started()
-        return await listing.list_and_count(self, filters, skip, take, order)
+        return await listing.list_and_count(self, filters, skip, take, order, records=records)
 
     async def list_workflow_executions(self, filters: Mapping[str, Any] | None = None, *, skip: int = 0,
                                        take: int | None = None, order: Any = None) -> list[WorkflowExecution]:

@@ -24,14 +24,20 @@ async def assemble_row(engine: WorkflowEngine, row: ExecutionRow) -> WorkflowExe
 
 
 async def list_and_count(engine: WorkflowEngine, filters: Mapping[str, Any] | None, skip: int, take: int | None,
-                         order: Any) -> tuple[list[WorkflowExecution], int]:
-    """See :meth:`WorkflowEngine.list_and_count_workflow_executions`."""
+                         order: Any, *, records: bool = True) -> tuple[list[WorkflowExecution], int]:
+    """See :meth:`WorkflowEngine.list_and_count_workflow_executions`.
+
+    ``records=False`` reads the execution rows only: the executions' ``execution`` and ``context``
+    are ``None`` (neither their columns, their step rows nor their definition's template are read),
+    for callers that answer with the other fields (the HTTP list route's defaults)."""
     if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
         raise StepworkError(_INVALID, f"skip must be an integer >= 0, got {skip!r}.")
     if take is not None and (isinstance(take, bool) or not isinstance(take, int) or take < 0):
         raise StepworkError(_INVALID, f"take must be an integer >= 0 or None, got {take!r}.")
-    query = ListQuery(normalize_filters(filters), skip, take, normalize_order(order))
+    query = ListQuery(normalize_filters(filters), skip, take, normalize_order(order), records)
     rows, count = await engine.store.list_rows(query)
+    if not records:
+        return [WorkflowExecution(row, None, None) for row in rows], count
     return [await assemble_row(engine, row) for row in rows], count
 
 

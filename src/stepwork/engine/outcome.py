@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
+from stepwork.container import Modules
 from stepwork.engine.results import WorkflowResult
 from stepwork.engine.run_events import emit
 from stepwork.errors import StepworkError
@@ -13,9 +15,10 @@ from stepwork.orchestration.transaction import StepFailure, Transaction
 if TYPE_CHECKING:
     from stepwork.engine.run import Run
 
-__all__ = ["error_to_raise", "finish"]
+__all__ = ["error_to_raise", "finish", "settle_event_group"]
 
 _FAILED_STATES = (TransactionState.FAILED, TransactionState.REVERTED)
+logger = logging.getLogger("stepwork.engine")
 
 
 def error_to_raise(txn: Transaction, handler_type: str = "invoke") -> BaseException:
@@ -56,9 +59,32 @@ async def finish(run: Run, *, throw_on_error: bool, result_from: str | None,
         if throw_on_error:
             raise
     out: WorkflowResult[Any] = WorkflowResult(result, txn, run.parent_step_idempotency_key)
+    if notify and txn.is_finished and run.parent_step_idempotency_key is None:
+        await settle_event_group(run)
     if notify and run.listeners and txn.is_finished:  # a run that stopped to wait has not finished
         await emit(run, "on_finish", state=txn.state.value, result=result,
                    errors=[e.to_dict() for e in txn.errors])
     if throw_on_error and txn.state in _FAILED_STATES:
         raise error_to_raise(txn)
     return out
+
+
+async def settle_event_group(run: Run) -> None:
+    """The events a finished top-level run emitted in its event group (R24): released when it
+    ended ``done``, dropped when it was reverted or failed. Only when the run's container has an
+    event bus (``Modules.EVENT_BUS``: anything with ``release_grouped_events`` and
+    ``clear_grouped_events``) and the run context does not say ``prevent_release_events``. A bus
+    error is logged: the run's outcome stands."""
+    container = run._container  # (not the property: it would make an empty container per run)
+    bus = None if container is None else container.resolve_optional(Modules.EVENT_BUS)
+    if bus is None or run.context.get("prevent_release_events"):
+        return
+    group_id = run.event_group_id
+    try:
+        if run.txn.state is TransactionState.DONE:
+            await bus.release_grouped_events(group_id)
+        else:
+            await bus.clear_grouped_events(group_id)
+    except Exception:
+        logger.exception('Settling event group "%s" of workflow "%s" (transaction "%s", %s) failed.', group_id,
+                         run.workflow_id, run.transaction_id, run.txn.state.value)

@@ -22,9 +22,28 @@ class Subscriptions:
     def __init__(self) -> None:
         # workflow_id -> {subscriber key -> (subscriber, transaction_id or None)}
         self._by_workflow: dict[str, dict[object, tuple[Subscriber, str | None]]] = {}
+        # key -> subscriber of every run's events (engine-wide, e.g. an event bus publishing them)
+        self._global: dict[object, Subscriber] = {}
+
+    def add_global(self, subscriber: Subscriber, subscriber_id: str | None = None) -> None:
+        """Give ``subscriber`` the events of every run of every workflow (after the runs' own
+        subscribers). The same function or ``subscriber_id`` again replaces the earlier one."""
+        if not callable(subscriber):
+            raise StepworkError(StepworkError.Types.INVALID_DATA,
+                                f"A subscriber must be callable, got {subscriber!r}.")
+        self._global[subscriber_id if subscriber_id is not None else subscriber] = subscriber
+
+    def remove_global(self, subscriber_or_id: object) -> bool:
+        """Remove an engine-wide subscriber by function or id; True if there was one."""
+        for key, fn in list(self._global.items()):
+            if key == subscriber_or_id or fn is subscriber_or_id:
+                del self._global[key]
+                return True
+        return False
 
     def subscribe(self, workflow_id: str, subscriber: Subscriber, transaction_id: str | None,
                   subscriber_id: str | None) -> None:
+        """Give ``subscriber`` the events of ``workflow_id`` (of one transaction if given)."""
         if not callable(subscriber):
             raise StepworkError(StepworkError.Types.INVALID_DATA,
                                 f"A subscriber must be callable, got {subscriber!r}.")
@@ -32,6 +51,8 @@ class Subscriptions:
         self._by_workflow.setdefault(workflow_id, {})[key] = (subscriber, transaction_id)
 
     def unsubscribe(self, workflow_id: str, subscriber_or_id: object, transaction_id: str | None) -> bool:
+        """Remove a subscriber (by function or id); True if there was one. A workflow left without
+        subscribers is forgotten."""
         subs = self._by_workflow.get(workflow_id)
         if not subs:
             return False
@@ -39,17 +60,19 @@ class Subscriptions:
             matches = key == subscriber_or_id or fn is subscriber_or_id
             if matches and (transaction_id is None or tid == transaction_id):
                 del subs[key]
+                if not subs:  # no entry left behind per workflow name a client once subscribed to
+                    del self._by_workflow[workflow_id]
                 return True
         return False
 
     def has(self, workflow_id: str) -> bool:
-        return bool(self._by_workflow.get(workflow_id))
+        return bool(self._by_workflow.get(workflow_id)) or bool(self._global)
 
     def matching(self, workflow_id: str, transaction_id: str) -> list[Subscriber]:
         subs = self._by_workflow.get(workflow_id)
         if not subs:
-            return []
-        return [fn for fn, tid in subs.values() if tid is None or tid == transaction_id]
+            return list(self._global.values())
+        return [*(fn for fn, tid in subs.values() if tid is None or tid == transaction_id), *self._global.values()]
 
     def drop_transaction(self, workflow_id: str, transaction_id: str) -> None:
         subs = self._by_workflow.get(workflow_id)
@@ -57,6 +80,8 @@ class Subscriptions:
             for key, (_fn, tid) in list(subs.items()):
                 if tid == transaction_id:
                     del subs[key]
+            if not subs:
+                del self._by_workflow[workflow_id]
 
 
 class Listeners:

@@ -1,30 +1,39 @@
 """The routes that act: run a workflow, complete or fail a waiting step, retry a step, cancel.
 
 Each waits for the engine at most the app's ``wait_timeout`` (see :mod:`stepwork.http.runtime`):
-a run still going then answers an acknowledgement with ``has_finished: false``, a completion
+a run still going then answers an acknowledgement with ``hasFinished: false``, a completion
 ``{"success": true}`` (it was applied: refusals come before the workflow continues), a cancel the
-execution as it is at that moment.
+execution as it is at that moment. These routes take no query parameters (any is a 400).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from stepwork.engine.ids import new_ulid
 from stepwork.engine.results import WorkflowResult
 from stepwork.engine.step_response import StepResponse
-from stepwork.errors import StepworkError
+from stepwork.http.errors import no_execution
 from stepwork.http.executions import latest_record
-from stepwork.http.models import ExecutionOne, RunBody, RunResponse, StepBody, StepRetryBody, Success
+from stepwork.http.models import (
+    ExecutionOne,
+    RunBody,
+    RunResponse,
+    StepBody,
+    StepRetryBody,
+    Success,
+    acknowledgement_body,
+    usable_id,
+)
 from stepwork.http.params import DETAIL_FIELDS, check_id, select
-from stepwork.http.runtime import runtime
+from stepwork.http.runtime import no_query_parameters, runtime
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(no_query_parameters)])
 
 
 @router.post("/{workflow_id}/run", response_model=RunResponse, summary="Run a workflow")
@@ -40,17 +49,16 @@ async def run_workflow(request: Request, workflow_id: str, body: RunBody) -> JSO
         f"run {workflow_id}/{transaction_id}")
     if settled:
         assert isinstance(result, WorkflowResult)
-        ack = result.acknowledgement.to_dict()
+        done = result.acknowledgement
+        ack = acknowledgement_body(done.workflow_id, done.transaction_id, done.has_finished, done.has_failed,
+                                   done.parent_step_idempotency_key)
     else:
-        ack = {"workflow_id": workflow_id, "transaction_id": transaction_id, "has_finished": False,
-               "has_failed": False}
+        ack = acknowledgement_body(workflow_id, transaction_id, False, False)
     return JSONResponse({"acknowledgement": ack})
 
 
 def _key(workflow_id: str, body: StepRetryBody) -> str:
-    check_id(workflow_id, "workflow_id")
-    if ":" in workflow_id:
-        raise StepworkError(StepworkError.Types.INVALID_DATA, 'workflow_id must not contain ":".')
+    usable_id(workflow_id, "workflow_id")
     return f"{workflow_id}:{body.transaction_id}:{body.step_id}:{body.action}"
 
 
@@ -92,9 +100,7 @@ async def cancel_transaction(request: Request, workflow_id: str, transaction_id:
     rt = runtime(request)
     before = await latest_record(request, workflow_id, transaction_id)
     if before is None:
-        raise StepworkError(StepworkError.Types.NOT_FOUND,
-                            f'Workflow "{workflow_id}" has no stored execution with transaction id '
-                            f'"{transaction_id}".')
+        raise no_execution(workflow_id, transaction_id)
     settled, result = await rt.settle(rt.engine.cancel(workflow_id, transaction_id),
                                       f"cancel {workflow_id}/{transaction_id}")
     record: dict[str, Any] | None = await latest_record(request, workflow_id, transaction_id)

@@ -2,7 +2,8 @@
 
 Routes (all under ``/admin/workflows-executions``, each needing an API key) are Medusa's admin
 workflow routes plus cancel and retry-step; ``GET /health`` needs none; ``/openapi.json`` documents
-them. Serve it with any ASGI server, e.g. ``uvicorn.run(create_app(engine))``.
+them; the admin web page is served under ``/app`` (:mod:`stepwork.http.ui`). Serve it with any ASGI
+server, e.g. ``uvicorn.run(create_app(engine))``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from stepwork.http.middleware import MAX_BODY, BodyLimit, Guard, RedactQueryCred
 from stepwork.http.models import ErrorBody, Health
 from stepwork.http.openapi import install_openapi
 from stepwork.http.runtime import Runtime, runtime
+from stepwork.http.ui.install import install_ui
 
 __all__ = ["create_app", "static_keys_from_env"]
 
@@ -90,6 +92,7 @@ def create_app(engine: WorkflowEngine, *, keys: ApiKeys | None = None, static_ke
     for router in (sse.router, actions.router, executions.router):
         app.include_router(router, prefix=PREFIX, dependencies=[Depends(_require_key)],
                            tags=["workflows-executions"])
+    install_ui(app)
 
     app.add_middleware(BodyLimit, max_body=max_body)
     app.add_middleware(RedactQueryCredentials)

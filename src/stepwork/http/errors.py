@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from stepwork.errors import StepworkError
 
-__all__ = ["STATUS", "error_response", "install_error_handlers", "status_of"]
+__all__ = ["STATUS", "error_response", "install_error_handlers", "no_execution", "status_of"]
 
 logger = logging.getLogger("stepwork.http")
 
@@ -30,6 +30,12 @@ STATUS: dict[str, int] = {
 }
 _BY_STATUS = {400: _T.INVALID_DATA, 401: _T.UNAUTHORIZED, 404: _T.NOT_FOUND, 405: _T.NOT_ALLOWED,
               409: _T.CONFLICT, 413: _T.INVALID_DATA, 422: _T.DUPLICATE_ERROR}
+
+
+def no_execution(workflow_id: str, transaction_id: str) -> StepworkError:
+    """The ``not_found`` error of a transaction without a stored execution."""
+    return StepworkError(_T.NOT_FOUND, f'Workflow "{workflow_id}" has no stored execution with transaction id '
+                                       f'"{transaction_id}".')
 
 
 def status_of(error: StepworkError) -> int:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from stepwork.errors import StepworkError
+from stepwork.http.deepjson import record_body
 from stepwork.http.models import ExecutionList, ExecutionOne
 from stepwork.http.params import (
     DETAIL_FIELDS,
@@ -42,8 +43,10 @@ async def list_executions(
     parameters, plus ``created_at[$gt]=...``-style operators (``$eq $ne $in $nin $gt $gte $lt
     $lte``) on ``created_at``, ``updated_at`` and the id filters."""
     params = parse_list_query(request.query_params.multi_items())
+    # The records (execution, context) are assembled from step rows and templates: only when asked for.
+    records = "execution" in params.fields or "context" in params.fields
     rows, count = await runtime(request).engine.list_and_count_workflow_executions(
-        params.filters, skip=params.offset, take=params.limit, order=params.order)
+        params.filters, skip=params.offset, take=params.limit, order=params.order, records=records)
     return JSONResponse({"workflow_executions": [select(r.to_dict(), params.fields) for r in rows],
                          "count": count, "offset": params.offset, "limit": params.limit})
 
@@ -64,20 +67,25 @@ def _only_fields(request: Request) -> str | None:
     return request.query_params.get("fields")
 
 
+def _record_response(record: dict[str, Any]) -> Response:
+    """``{"workflow_execution": record}``, encodable at any nesting depth (a long workflow's definition)."""
+    return Response(record_body("workflow_execution", record), media_type="application/json")
+
+
 @router.get("/{id}", response_model=ExecutionOne, summary="Retrieve a stored execution")
 async def retrieve_execution(request: Request, id: str,
-                             fields: Annotated[str | None, Query()] = None) -> JSONResponse:
+                             fields: Annotated[str | None, Query()] = None) -> Response:
     """One stored execution by its ``wf_exec_…`` id."""
     check_id(id, "The execution id")
     chosen = parse_fields(_only_fields(request), DETAIL_FIELDS)
     execution = await runtime(request).engine.retrieve_workflow_execution(id)
-    return JSONResponse({"workflow_execution": select(execution.to_dict(), chosen)})
+    return _record_response(select(execution.to_dict(), chosen))
 
 
 @router.get("/{workflow_id}/{transaction_id}", response_model=ExecutionOne,
             summary="Retrieve the latest run of a transaction")
 async def retrieve_latest(request: Request, workflow_id: str, transaction_id: str,
-                          fields: Annotated[str | None, Query()] = None) -> JSONResponse:
+                          fields: Annotated[str | None, Query()] = None) -> Response:
     """The latest run of ``transaction_id`` of ``workflow_id``."""
     check_id(workflow_id, "workflow_id")
     check_id(transaction_id, "transaction_id")
@@ -87,4 +95,4 @@ async def retrieve_latest(request: Request, workflow_id: str, transaction_id: st
         raise StepworkError(StepworkError.Types.NOT_FOUND,
                             f'Workflow "{workflow_id}" has no stored execution with transaction id '
                             f'"{transaction_id}".')
-    return JSONResponse({"workflow_execution": select(record, chosen)})
+    return _record_response(select(record, chosen))

@@ -5,7 +5,13 @@ A key's secret (``"sk_" + 43 URL-safe characters``, 256 random bits) is shown on
 version 4) and its first characters (``prefix``) to tell keys apart. Verifications that succeed are
 cached for ``cache_ttl`` seconds (5 by default), so a request does not read the database each time:
 a key revoked by another process (``stepwork keys revoke``) stops working within that time; revoked
-through the same :class:`ApiKeys`, at once.
+through the same :class:`ApiKeys`, at once. Unknown keys are remembered for ``cache_ttl`` seconds
+too (at most ``NEGATIVE_CACHE_SIZE`` of them), so a client repeating a wrong key does not read the
+database each time; a key created through another process is valid within that time. A key's
+``last_used_at`` is written at most once a minute (``LAST_USED_EVERY``), so requests seldom take
+the database's write lock.
+
+The database is the engine's: its URL is resolved by :func:`stepwork.engine.setup.open_store`.
 
 The store is SQLAlchemy Core on a synchronous engine, run in a worker thread: keys are not a hot path.
 """
@@ -15,25 +21,37 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import os
 import secrets
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from stepwork.engine.ids import new_ulid
-from stepwork.engine.setup import DEFAULT_SQLITE_PATH, open_store
+from stepwork.engine.setup import open_store
 from stepwork.errors import StepworkError
 from stepwork.storage.schema import API_KEYS, METADATA
+from stepwork.storage.sqlite import SQLiteStore
 
-__all__ = ["SECRET_PREFIX", "ApiKeyInfo", "ApiKeys", "hash_secret"]
+__all__ = ["LAST_USED_EVERY", "NEGATIVE_CACHE_SIZE", "SECRET_PREFIX", "ApiKeyInfo", "ApiKeys", "hash_secret",
+           "static_keys_from_env"]
 
 SECRET_PREFIX = "sk_"
+LAST_USED_EVERY = 60.0
+NEGATIVE_CACHE_SIZE = 1000
 _SHOWN = 10  # characters of a secret kept in clear as its prefix ("sk_" + 7)
-_MEMORY_URLS = ("sqlite://", "sqlite:///:memory:", "memory://")
+_SQLITE_WAIT = 30.0  # seconds a locked SQLite database is waited for when its URL sets no busy_timeout
 T = TypeVar("T")
+
+
+def static_keys_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The keys of ``STEPWORK_API_KEYS`` (comma-separated; blanks ignored)."""
+    raw = (os.environ if environ is None else environ).get("STEPWORK_API_KEYS", "")
+    return [key.strip() for key in raw.split(",") if key.strip()]
 
 
 def hash_secret(secret: str) -> str:
@@ -58,19 +76,20 @@ class ApiKeyInfo:
         return self.revoked_at is not None
 
 
-def _sqlalchemy_url(database_url: str | None) -> tuple[str, dict[str, Any]]:
-    """The SQLAlchemy URL and engine options for a stepwork database URL (resolved as the engine does)."""
-    if database_url is None:
-        return f"sqlite:///{DEFAULT_SQLITE_PATH}", {}
-    if database_url in _MEMORY_URLS:
-        return "sqlite://", {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
-    if database_url.startswith("sqlite:///"):
-        path = database_url[len("sqlite:///"):].partition("?")[0]
-        return f"sqlite:///{path}", {"connect_args": {"timeout": 30.0}}
+def _sqlalchemy_url(database_url: str | None) -> tuple[str, dict[str, Any], bool]:
+    """The SQLAlchemy URL, engine options, and whether it is an in-memory database, for a stepwork
+    database URL: resolved by the engine's own :func:`open_store`, so keys and executions always
+    share one database."""
+    store = open_store(database_url)  # raises the engine's own error for an unsupported URL
+    if isinstance(store, SQLiteStore):
+        if store.path == ":memory:":
+            return "sqlite://", {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}, True
+        timeout = store.busy_timeout if store.busy_timeout is not None else _SQLITE_WAIT
+        return f"sqlite:///{store.path}", {"connect_args": {"timeout": timeout}}, False
+    url = str(getattr(store, "url", database_url))
     for scheme in ("postgresql+psycopg://", "postgresql://", "postgres://"):
-        if database_url.startswith(scheme):
-            return "postgresql+psycopg://" + database_url[len(scheme):], {"pool_pre_ping": True}
-    open_store(database_url)  # raises the engine's own error for an unsupported URL
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):], {"pool_pre_ping": True}, False
     raise StepworkError(StepworkError.Types.INVALID_DATA, f'Unsupported database_url "{database_url}".')
 
 
@@ -84,23 +103,25 @@ class ApiKeys:
     def __init__(self, database_url: str | None = None, *, cache_ttl: float = 5.0) -> None:
         self.database_url = database_url
         self.cache_ttl = float(cache_ttl)
-        self._url, self._options = _sqlalchemy_url(database_url)
+        self._url, self._options, self._memory = _sqlalchemy_url(database_url)
         self._engine: sa.Engine | None = None
         self._ready = asyncio.Lock()
         self._cache: dict[str, tuple[ApiKeyInfo, float]] = {}  # sha256 -> (key, valid until, monotonic)
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # sha256 -> unknown until (monotonic)
+        self._used_written: dict[str, float] = {}  # key id -> when last_used_at was written (monotonic)
 
     # -- the database -----------------------------------------------------------------------------
 
     async def _db(self) -> sa.Engine:
         async with self._ready:
             if self._engine is None:
-                if self.database_url not in _MEMORY_URLS:
+                if not self._memory:
                     # Opening the engine's store applies its migrations (and makes the default file).
                     store = open_store(self.database_url)
                     await store.open()
                     await store.close()
                 engine = sa.create_engine(self._url, **self._options)
-                if self.database_url in _MEMORY_URLS:  # a database of its own, for the process's life
+                if self._memory:  # a database of its own, for the process's life
                     await asyncio.to_thread(METADATA.create_all, engine, [API_KEYS])
                 self._engine = engine
             return self._engine
@@ -174,23 +195,39 @@ class ApiKeys:
         if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX) or len(secret) > 256:
             return None
         digest = hash_secret(secret)
-        cached = self._cache.get(digest)
         now = time.monotonic()
+        cached = self._cache.get(digest)
         if cached is not None and cached[1] > now:
             return cached[0]
-        used = self._time(time.time())
+        unknown_until = self._unknown.get(digest)
+        if unknown_until is not None:
+            if unknown_until > now:
+                return None
+            del self._unknown[digest]
+        used = time.time()
 
-        def find(conn: sa.Connection) -> Any:
-            row = conn.execute(sa.select(API_KEYS).where(API_KEYS.c.secret_sha256 == digest,
-                                                         API_KEYS.c.revoked_at.is_(None))).first()
-            if row is not None:
-                conn.execute(API_KEYS.update().where(API_KEYS.c.id == row.id).values(last_used_at=used))
-            return row
-        row = await self._run(find)
+        def find(conn: sa.Connection) -> tuple[Any, bool]:
+            row: Any = conn.execute(sa.select(API_KEYS).where(API_KEYS.c.secret_sha256 == digest,
+                                                              API_KEYS.c.revoked_at.is_(None))).first()
+            last = self._used_written.get(row.id, float("-inf")) if row is not None else now
+            written = row is not None and now - last >= LAST_USED_EVERY
+            if written:
+                conn.execute(API_KEYS.update().where(API_KEYS.c.id == row.id).values(last_used_at=self._time(used)))
+            return row, written
+        row, written = await self._run(find)
         if row is None:
             self._cache.pop(digest, None)
+            self._unknown[digest] = now + self.cache_ttl
+            while len(self._unknown) > NEGATIVE_CACHE_SIZE:
+                self._unknown.popitem(last=False)
             return None
-        info = replace(self._info(row), last_used_at=self._when(used))
+        if written:
+            if len(self._used_written) > 10_000:
+                self._used_written.clear()
+            self._used_written[row.id] = now
+        info = self._info(row)
+        if written:
+            info = replace(info, last_used_at=self._when(self._time(used)))
         if len(self._cache) > 1000:
             self._cache.clear()
         self._cache[digest] = (info, now + self.cache_ttl)

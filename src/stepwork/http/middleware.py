@@ -2,11 +2,14 @@
 
 - :class:`BodyLimit`: a body over ``max_body`` bytes (1 MiB) gets 413, whether ``Content-Length``
   says so up front or the body streams past it.
-- :class:`RedactQueryCredentials`: a query parameter that looks like a credential (``api_key=``,
-  ``token=``…, or any value shaped like a secret key) is replaced by ``[redacted]`` in the request
-  before anything (the server's access log included) reads it, and a secret-shaped path segment
-  is replaced before the access log writes the path. Keys are only accepted in the
-  ``Authorization`` header, so such a request gets 401 anyway; this keeps the key out of the logs.
+- :class:`RedactQueryCredentials`: keeps keys sent in a URL out of the logs, never changing what
+  the app sees. It installs :class:`RedactingFilter` on uvicorn's access logger, which writes
+  ``[redacted]`` in place of (1) the value of a query parameter named like a credential
+  (``api_key``, ``token``, ``password``…, see ``CREDENTIAL_NAMES``), (2) a query value or path
+  segment that is, as a whole, shaped like a stored key (``sk_`` and 43 URL-safe characters), and
+  (3) a query value or path segment whose SHA-256 is a static key's (``STEPWORK_API_KEYS``) of an
+  app this middleware served. A key pasted inside a longer value, or a stored key's secret cut
+  short, is not recognised. The ``Guard``'s log line of a failed request redacts its path the same way.
 - :class:`Guard`: an exception no handler took becomes a 500 ``unexpected_state`` JSON answer
   (the traceback goes to the log, never to the client).
 """
@@ -14,22 +17,27 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
-from urllib.parse import parse_qsl, urlencode
+from typing import Any
+from urllib.parse import quote, unquote, unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MAX_BODY", "BodyLimit", "Guard", "RedactQueryCredentials"]
+__all__ = ["CREDENTIAL_NAMES", "MAX_BODY", "BodyLimit", "Guard", "RedactQueryCredentials", "RedactingFilter",
+           "redact_url"]
 
 logger = logging.getLogger("stepwork.http")
 
 MAX_BODY = 1024 * 1024
-_CREDENTIAL_NAMES = {"api_key", "apikey", "api-key", "key", "token", "access_token", "secret", "password",
-                     "authorization", "auth", "x-api-key"}
-_SECRET_SHAPE = re.compile(r"sk_[A-Za-z0-9_-]{20,}")
-_SECRET_BYTES = re.compile(rb"sk_[A-Za-z0-9_-]{20,}")
+CREDENTIAL_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "secret",
+                              "password", "authorization", "auth", "x-api-key"})
+_KEY_SHAPE = re.compile(r"sk_[A-Za-z0-9_-]{43}")  # a stored key's secret, as ApiKeys.create makes it
+_REDACTED = "[redacted]"
+_static_digests: set[str] = set()  # SHA-256 of the static keys of the apps served here
+_registered: set[int] = set()
 
 
 async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
@@ -95,46 +103,67 @@ class BodyLimit:
             await _send_json(send, 413, self._message())
 
 
-def _redacted(query: bytes) -> bytes | None:
-    try:
-        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    except ValueError:
-        return None
-    changed = False
-    out = []
-    for name, value in pairs:
-        if name.lower() in _CREDENTIAL_NAMES or _SECRET_SHAPE.search(value):
-            value, changed = "[redacted]", True
-        out.append((name, value))
-    return urlencode(out).encode("latin-1") if changed else None
+def _is_key(text: str) -> bool:
+    return bool(_KEY_SHAPE.fullmatch(text)) or (
+        bool(_static_digests) and hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() in _static_digests)
+
+
+def _redact_query(query: str) -> str:
+    parts = []
+    for part in query.split("&"):
+        name, sep, value = part.partition("=")
+        plain_name = unquote_plus(name).lower()
+        plain_name = plain_name[:-2] if plain_name.endswith("[]") else plain_name
+        if sep and (plain_name in CREDENTIAL_NAMES or _is_key(unquote_plus(value))):
+            part = f"{name}={quote(_REDACTED)}"
+        parts.append(part)
+    return "&".join(parts)
+
+
+def redact_url(url: str) -> str:
+    """``url`` (a path with its query) as it may be logged: keys replaced by ``[redacted]``."""
+    path, sep, query = url.partition("?")
+    path = "/".join(_REDACTED if segment and _is_key(unquote(segment)) else segment for segment in path.split("/"))
+    return path + sep + (_redact_query(query) if sep else "")
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites uvicorn's access-log records (``client, method, path?query, version, status``) so that
+    the URL carries no key."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the URL argument of the record in place; the record is always logged."""
+        args: Any = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_url(args[2]), *args[3:])
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def _register(app: Any) -> None:
+    """Learn the static keys' digests of the app (once per app)."""
+    if app is None or id(app) in _registered:
+        return
+    _registered.add(id(app))
+    auth = getattr(getattr(getattr(app, "state", None), "stepwork", None), "auth", None)
+    _static_digests.update(getattr(auth, "_static", ()))  # Authenticator keeps the static keys' SHA-256
 
 
 class RedactQueryCredentials:
-    """Credentials in the query string are replaced before the request is read or logged."""
+    """Keys in a request's URL are kept out of the access log (the request itself is left as it is)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        access = logging.getLogger("uvicorn.access")
+        if _FILTER not in access.filters:
+            access.addFilter(_FILTER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if scope.get("query_string"):
-            replaced = _redacted(scope["query_string"])
-            if replaced is not None:
-                # In place: the server's access log reads this same scope.
-                scope["query_string"] = replaced
-
-        async def redacting_send(message: Message) -> None:
-            # A secret pasted into the path: routed as it is, logged (at the answer) without it.
-            if message["type"] == "http.response.start":
-                if scope.get("path"):
-                    scope["path"] = _SECRET_SHAPE.sub("[redacted]", scope["path"])
-                if scope.get("raw_path"):
-                    scope["raw_path"] = _SECRET_BYTES.sub(b"[redacted]", scope["raw_path"])
-            await send(message)
-
-        await self.app(scope, receive, redacting_send)
+        if scope["type"] == "http":
+            _register(scope.get("app"))
+        await self.app(scope, receive, send)
 
 
 class Guard:
@@ -158,7 +187,7 @@ class Guard:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            logger.exception("%s %s failed unexpectedly", scope.get("method"), scope.get("path"))
+            logger.exception("%s %s failed unexpectedly", scope.get("method"), redact_url(str(scope.get("path"))))
             if not started:
                 await _send_json(send, 500, {"type": "unexpected_state",
                                              "message": "An unexpected error occurred; the server's log has "

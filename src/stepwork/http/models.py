@@ -11,19 +11,25 @@ from stepwork.errors import StepworkError
 from stepwork.http.params import MAX_ID, check_id
 
 __all__ = ["Acknowledgement", "ErrorBody", "ExecutionList", "ExecutionOne", "Health", "RunBody", "RunResponse",
-           "StepBody", "StepRetryBody", "Success", "WorkflowExecutionOut"]
+           "StepBody", "StepRetryBody", "Success", "WorkflowExecutionOut", "acknowledgement_body", "usable_id"]
 
 _Id = Field(min_length=1, max_length=MAX_ID)
 
 
+def usable_id(value: str, what: str) -> str:
+    """``value`` if it can be part of a step's idempotency key (``workflow:transaction:step:action``):
+    a usable id (:func:`~stepwork.http.params.check_id`) without ``":"``; else ``invalid_data``."""
+    check_id(value, what)
+    if ":" in value:
+        raise StepworkError(StepworkError.Types.INVALID_DATA, f'{what} must not contain ":".')
+    return value
+
+
 def _usable_id(value: str) -> str:
     try:
-        check_id(value, "an id")
+        return usable_id(value, "an id")
     except StepworkError as exc:
         raise ValueError(exc.message) from None
-    if ":" in value:
-        raise ValueError('an id must not contain ":"')
-    return value
 
 
 class _Body(BaseModel):
@@ -81,13 +87,25 @@ class RunBody(_Body):
 
 
 class Acknowledgement(BaseModel):
-    """Whether the run has finished (within the wait), and whether it failed."""
+    """Whether the run has finished (within the wait), and whether it failed: Medusa's wire shape, in
+    camelCase (the Python API's ``WorkflowResult.acknowledgement`` keeps snake_case).
+    ``parentStepIdempotencyKey`` is present only for a run started by a parent's step."""
 
-    workflow_id: str
-    transaction_id: str
-    has_finished: bool
-    has_failed: bool
-    parent_step_idempotency_key: str | None = None
+    workflowId: str  # (Medusa's field names)
+    transactionId: str
+    hasFinished: bool
+    hasFailed: bool
+    parentStepIdempotencyKey: str | None = None
+
+
+def acknowledgement_body(workflow_id: str, transaction_id: str, has_finished: bool, has_failed: bool,
+                         parent_step_idempotency_key: str | None = None) -> dict[str, Any]:
+    """An acknowledgement as the run route answers it (Medusa's camelCase keys)."""
+    body: dict[str, Any] = {"workflowId": workflow_id, "transactionId": transaction_id,
+                            "hasFinished": has_finished, "hasFailed": has_failed}
+    if parent_step_idempotency_key is not None:
+        body["parentStepIdempotencyKey"] = parent_step_idempotency_key
+    return body
 
 
 class RunResponse(BaseModel):

@@ -30,13 +30,15 @@ __all__ = ["LATEST", "pending"]
 def _create_all(dialect: Dialect) -> list[str]:
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from stepwork.storage.schema import METADATA
+    from stepwork.storage.schema import METADATA, POSTGRES_SEARCH_INDEX
 
     statements: list[str] = []
     for table in METADATA.sorted_tables:
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip())
         statements.extend(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
                           for index in sorted(table.indexes, key=lambda i: str(i.name)))
+    if dialect.name == "postgresql":
+        statements.append(POSTGRES_SEARCH_INDEX)
     return statements
 
 
@@ -99,9 +101,24 @@ def _v4(dialect: Dialect) -> list[str]:
               for index in sorted(API_KEYS.indexes, key=lambda i: str(i.name)))]
 
 
+def _v5(dialect: Dialect) -> list[str]:
+    """The HTTP list route's indexes (W9): (state, created_at) replaces (state, updated_at), and
+    (workflow_id, created_at, transaction_id, run_id) comes, both partial on live rows; on
+    PostgreSQL, q's trigram index if ``pg_trgm`` can be had (see the schema)."""
+    from sqlalchemy.schema import CreateIndex
+
+    from stepwork.storage.schema import EXECUTIONS, POSTGRES_SEARCH_INDEX
+
+    created = ("idx_wfe_state_created_at", "idx_wfe_workflow_created_at")
+    return ["DROP INDEX IF EXISTS idx_wfe_state_updated_at",
+            *(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+              for index in sorted(EXECUTIONS.indexes, key=lambda i: str(i.name)) if index.name in created),
+            *([POSTGRES_SEARCH_INDEX] if dialect.name == "postgresql" else [])]
+
+
 # version -> the statements that bring a database at the previous version to it. Version 1 (the
 # first tables and indexes) has no upgrade: a database without it is new and gets everything.
-_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4}
+_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}
 LATEST = max(_UPGRADES)
 
 

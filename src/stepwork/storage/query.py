@@ -7,14 +7,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from stepwork.errors import StepworkError
+from stepwork.orchestration.states import TransactionState
+from stepwork.storage.base import ListQuery
 
-__all__ = ["FILTER_KEYS", "ORDER_COLUMNS", "matches", "normalize_filters", "normalize_order", "to_sql"]
+__all__ = ["FILTER_KEYS", "ORDER_COLUMNS", "SEARCH_EXPRESSION", "count_from_page", "matches", "normalize_filters",
+           "normalize_order", "q_states", "to_sql"]
 
 _INVALID = StepworkError.Types.INVALID_DATA
 _TEXT_KEYS = ("id", "workflow_id", "transaction_id", "run_id", "state")
 _TIME_KEYS = ("created_at", "updated_at")
 FILTER_KEYS = (*_TEXT_KEYS, *_TIME_KEYS, "q")
 ORDER_COLUMNS = ("id", "workflow_id", "transaction_id", "run_id", "state", "created_at", "updated_at")
+Q_COLUMNS = ("workflow_id", "transaction_id", "run_id")  # and state, by q_states
+# What PostgreSQL's trigram index for q holds (the schema's idx_wfe_search): every id q may match
+# is a substring of it, so "SEARCH_EXPRESSION ILIKE pattern" is implied by q's exact condition.
+SEARCH_EXPRESSION = "(workflow_id || ' ' || transaction_id || ' ' || run_id)"
 _OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte")
 
 
@@ -118,21 +125,50 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "$gt": lambda v, o: bool(v > o), "$gte": lambda v, o: bool(v >= o),
     "$lt": lambda v, o: bool(v < o), "$lte": lambda v, o: bool(v <= o),
 }
+def count_from_page(query: ListQuery, returned: int) -> int | None:
+    """The total count a page already tells (``None``: it must be counted): a page shorter than
+    ``take`` holds the last matching rows, so the total is ``skip`` + its rows (an empty first page:
+    nothing matches). A full page, an empty later one or no ``take`` needs a count."""
+    take = query.take
+    if take is None or take <= 0 or returned >= take:
+        return None
+    if returned == 0 and query.skip > 0:
+        return None
+    return query.skip + returned
+
+
+def q_states(text: str) -> list[str]:
+    """The execution states ``q`` (a case-insensitive substring) matches: states are a closed set,
+    so the search compares ``state`` by equality with these instead of scanning it with LIKE."""
+    needle = text.lower()
+    return [s.value for s in TransactionState if needle in s.value]
+
+
 _SQL_OPS = {"$eq": "=", "$ne": "<>", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
 def to_sql(filters: dict[str, list[tuple[str, Any]]], param: Callable[[Any], str],
-           time_column: Callable[[str], str], ilike: str) -> str:
+           time_column: Callable[[str], str], ilike: str, search: Callable[[str], str] | None = None) -> str:
     """The ``WHERE`` clause (without the keyword) for normalized filters; ``param(value)`` adds a
-    parameter and returns its placeholder."""
+    parameter and returns its placeholder.
+
+    ``q`` matches a row whose workflow id, transaction id or run id contains it (``ilike``, with
+    ``%`` and ``_`` literal) or whose state does (compared by equality with :func:`q_states`);
+    ``search(pattern)``, if given, is a further condition every such row meets that an index can
+    answer (PostgreSQL's trigram index), ANDed before the exact one."""
     parts = ["deleted_at IS NULL"]
     for key, conds in filters.items():
         column = time_column(key) if key in _TIME_KEYS else key
         for op, operand in conds:
             if op == "$q":
                 text = "%" + operand.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                parts.append("(" + " OR ".join(f"{c} {ilike} {param(text)} ESCAPE '\\'"
-                                               for c in ("workflow_id", "transaction_id", "state", "run_id")) + ")")
+                states = q_states(operand)
+                if search is not None and not states:  # a condition an index answers, implied by the exact one
+                    parts.append(search(text))  # (placeholders are numbered in the order they are made)
+                alternatives = [f"{c} {ilike} {param(text)} ESCAPE '\\'" for c in Q_COLUMNS]
+                if states:
+                    alternatives.append(f"state IN ({', '.join(param(v) for v in states)})")
+                parts.append("(" + " OR ".join(alternatives) + ")")
             elif op in ("$in", "$nin"):
                 if not operand:
                     parts.append("1=0" if op == "$in" else "1=1")

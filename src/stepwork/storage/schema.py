@@ -20,9 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from stepwork.storage.query import SEARCH_EXPRESSION
 from stepwork.storage.rows import FINISHED
 
-__all__ = ["API_KEYS", "DEFINITIONS", "EXECUTIONS", "METADATA", "MIGRATIONS_TABLE", "STEPS", "TIMERS"]
+__all__ = ["API_KEYS", "DEFINITIONS", "EXECUTIONS", "METADATA", "MIGRATIONS_TABLE", "POSTGRES_SEARCH_INDEX",
+           "STEPS", "TIMERS"]
 
 METADATA = sa.MetaData()
 
@@ -140,9 +142,16 @@ def _indexes() -> None:
     # and retention deletes by expires_at, not by its two (retention_time, updated_at) indexes.
     _partial("idx_wfe_id", e.id, where=live)
     _partial("idx_wfe_transaction_id", e.transaction_id, where=live)
-    _partial("idx_wfe_state_updated_at", e.state, e.updated_at, where=live)
     # Listing's default order; written once per execution (created_at never changes).
     sa.Index("idx_wfe_created_at", e.created_at)
+    # Version 5 (the HTTP list route, W9): listing by state, or by workflow, in created_at order reads
+    # the first rows of one index range and counts from the same range. (state, created_at) replaces
+    # (state, updated_at), which no query used, at the same cost: both change with the state.
+    _partial("idx_wfe_state_created_at", e.state, e.created_at, where=live)
+    # Written once per execution (none of its columns changes). Its trailing transaction and run ids
+    # make it cover q's search (a substring of those ids or of the workflow id): SQLite scans this
+    # index instead of the table's rows.
+    _partial("idx_wfe_workflow_created_at", e.workflow_id, e.created_at, e.transaction_id, e.run_id, where=live)
     # One live (unfinished) run per transaction id: two concurrent starts cannot both insert.
     _partial("uq_wfe_live_transaction", e.workflow_id, e.transaction_id,
              where=sa.and_(live, e.state.not_in(FINISHED)), unique=True)
@@ -155,3 +164,30 @@ def _indexes() -> None:
 
 
 _indexes()
+
+
+# Version 5, PostgreSQL only: a trigram index for q (a case-insensitive substring of the workflow,
+# transaction or run id). ``pg_trgm`` is a contrib extension: created (in ``public``) if the server
+# has it and the user may; otherwise nothing is created and q scans the rows, as before. The indexed
+# text is written once per execution (none of the three ids changes; the state, which q also
+# matches, is a closed set compared by equality, see ``storage.query.q_states``). The PostgreSQL store
+# ANDs ``SEARCH_EXPRESSION ILIKE pattern`` before q's exact condition when the index exists.
+POSTGRES_SEARCH_INDEX = f"""DO $stepwork$
+DECLARE trgm_schema text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+            RETURN;
+        END IF;
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+        EXCEPTION WHEN insufficient_privilege OR invalid_schema_name OR undefined_file THEN
+            RETURN;
+        END;
+    END IF;
+    SELECT n.nspname INTO trgm_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'pg_trgm';
+    EXECUTE format('CREATE INDEX IF NOT EXISTS idx_wfe_search ON workflow_execution USING gin '
+                   '({SEARCH_EXPRESSION.replace("'", "''")} %I.gin_trgm_ops) '
+                   'WHERE deleted_at IS NULL', trgm_schema);
+END $stepwork$"""

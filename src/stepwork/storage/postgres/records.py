@@ -11,7 +11,7 @@ from stepwork.storage.base import ExecutionKey, ExecutionRow, ListQuery, StepRow
 from stepwork.storage.postgres.checkpoints import key_params
 from stepwork.storage.postgres.connection import Conn, PostgresDatabase
 from stepwork.storage.postgres.statements import KEY, epoch
-from stepwork.storage.query import to_sql
+from stepwork.storage.query import SEARCH_EXPRESSION, count_from_page, to_sql
 from stepwork.storage.rows import execution_row
 
 __all__ = ["Records"]
@@ -40,6 +40,14 @@ def _order_item(column: str, direction: str) -> str:
 class Records(PostgresDatabase):
     """Reads and listing; definition templates."""
 
+    _search_index: bool | None = None  # whether q's trigram index exists (read once)
+
+    async def _has_search_index(self) -> bool:
+        if self._search_index is None:
+            row = await self._one("SELECT to_regclass('idx_wfe_search') IS NOT NULL", ())
+            self._search_index = bool(row and row[0])
+        return self._search_index
+
     async def latest(self, workflow_id: str, transaction_id: str) -> ExecutionRow | None:
         r = await self._one(
             f"{_SELECT} WHERE workflow_id = %s AND transaction_id = %s AND deleted_at IS NULL "
@@ -62,19 +70,27 @@ class Records(PostgresDatabase):
 
     async def list_rows(self, query: ListQuery) -> tuple[list[ExecutionRow], int]:
         params: list[Any] = []
-        where = to_sql(dict(query.filters), _time_param(params), lambda c: c, "ILIKE")
+        search = None
+        if "q" in query.filters and await self._has_search_index():
+            def search(pattern: str) -> str:
+                params.append(pattern)
+                return f"{SEARCH_EXPRESSION} ILIKE %s ESCAPE '\\'"
+        where = to_sql(dict(query.filters), _time_param(params), lambda c: c, "ILIKE", search)
         order = ", ".join(_order_item(c, d) for c, d in query.order) or "created_at ASC"
         columns = _COLUMNS.format(records="execution, context" if query.with_records else "NULL, NULL")
         limit = None if query.take is None else int(query.take)  # LIMIT NULL: no limit
 
         async def run(conn: Conn) -> tuple[list[ExecutionRow], int]:
-            cur = await conn.execute(f"SELECT count(*) FROM workflow_execution WHERE {where}", params)
-            count = await cur.fetchone()
             cur = await conn.execute(
                 f"SELECT {columns} FROM workflow_execution WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
                 [*params, limit, int(query.skip)])
             rows = await cur.fetchall()
-            return [execution_row(r, query.with_records) for r in rows], int(count[0] if count else 0)
+            count = count_from_page(query, len(rows))
+            if count is None:
+                cur = await conn.execute(f"SELECT count(*) FROM workflow_execution WHERE {where}", params)
+                counted = await cur.fetchone()
+                count = int(counted[0] if counted else 0)
+            return [execution_row(r, query.with_records) for r in rows], count
         return await self._run(run)
 
     async def put_definition(self, definition_hash: str, workflow_id: str, template: str, now: float) -> None:
