@@ -9,8 +9,7 @@ server, e.g. ``uvicorn.run(create_app(engine))``.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
@@ -20,7 +19,7 @@ from stepwork.engine.engine import WorkflowEngine
 from stepwork.http import actions, executions, sse
 from stepwork.http.auth import Authenticator
 from stepwork.http.errors import error_response, install_error_handlers
-from stepwork.http.keys import ApiKeys
+from stepwork.http.keys import ApiKeys, static_keys_from_env
 from stepwork.http.middleware import MAX_BODY, BodyLimit, Guard, RedactQueryCredentials
 from stepwork.http.models import ErrorBody, Health
 from stepwork.http.openapi import install_openapi
@@ -31,12 +30,6 @@ __all__ = ["create_app", "static_keys_from_env"]
 
 logger = logging.getLogger("stepwork.http")
 PREFIX = "/admin/workflows-executions"
-
-
-def static_keys_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The keys of ``STEPWORK_API_KEYS`` (comma-separated; blanks ignored)."""
-    raw = (os.environ if environ is None else environ).get("STEPWORK_API_KEYS", "")
-    return [key.strip() for key in raw.split(",") if key.strip()]
 
 
 async def _require_key(request: Request) -> None:
