@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: run the example workflows (brand store) and show what happened
+## demo: run the example workflows (brand store), then the shop application over HTTP, and show what happened
 demo: $(STAMP)
 	$(PY) -m examples.brand.demo
+	$(PY) -m examples.shop.demo
 
 JS_SDK := tests/clients/js-sdk
 JS_SDK_STAMP := $(JS_SDK)/node_modules/.installed

@@ -126,3 +126,13 @@ def test_brand_demo_shows_a_success_and_a_rollback() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reverted" in proc.stdout
     assert "Every run ended as expected." in proc.stdout
+
+
+def test_shop_demo_creates_rolls_back_and_lists_over_http(tmp_path: Path) -> None:
+    """`make demo`'s second program (the shop over HTTP) exits 0 having checked every outcome."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "examples.shop.demo"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Every outcome was as expected." in proc.stdout
+    assert "reverted" in proc.stdout and "Welcome, Acme!" in proc.stdout

@@ -128,7 +128,7 @@ def timeline() -> dict[str, Callable[[dict[str, Any]], None]]:
 
 
 async def create_and_delete() -> None:
-    heading("1. create-brand and delete-brand")
+    heading("1. create-brand-basic and delete-brand-basic")
     print(f"  brands before: {brands_line()}")
     for name in ("Acme", "Umbrella"):
         created = await create_brand_workflow(container).run({"name": name})
@@ -209,8 +209,8 @@ async def rollback_nested() -> None:
     print_run(result)
     print(f"  brands after: {brands_line()}")
     expect(result.transaction.state == "reverted", "the run should end reverted")
-    expect(step_states(result) == {"delete-brand-as-step": ("done", "reverted"),
-                                   "create-brand-as-step": ("failed", "reverted")},
+    expect(step_states(result) == {"delete-brand-basic-as-step": ("done", "reverted"),
+                                   "create-brand-basic-as-step": ("failed", "reverted")},
            "the nested delete should be done then reverted; the nested create failed")
     expect(brand_store.get(acme["id"]) == acme, "Acme should be restored under its own id")
     expect(brand_store.list() == before, "the rollback should leave the brands as they were")

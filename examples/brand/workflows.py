@@ -1,12 +1,13 @@
 """The brand workflows.
 
-- ``create-brand`` and ``delete-brand``: one step each, the seed example.
+- ``create-brand-basic`` and ``delete-brand-basic``: one step each, the seed example (``examples/shop`` has
+  the complete application, whose workflows are ``create-brand`` and ``delete-brand``).
 - ``create-brands-with-audit``: the composition tools together: ``transform``, ``parallelize``,
   ``when(...).then(...)`` and a hook.
 - ``create-brand-and-publish``: creates a brand, then publishes it on the CMS; when the CMS is down
   the publish step fails after its retries and the brand is deleted again by compensation.
-- ``replace-brand``: runs ``delete-brand`` and ``create-brand`` as nested workflows; when the new
-  name is taken the nested ``delete-brand`` is reverted, so the old brand comes back.
+- ``replace-brand``: runs ``delete-brand-basic`` and ``create-brand-basic`` as nested workflows; when the
+  new name is taken the nested ``delete-brand-basic`` is reverted, so the old brand comes back.
 
 A composer runs once, when the module is imported: it records the steps into a static graph. The
 values it handles are references (``Ref``), resolved at run time; compute with them through
@@ -50,7 +51,7 @@ __all__ = [
 # -- create-brand (decorator form) and delete-brand (function form) -----------------------------
 
 
-@workflow("create-brand")
+@workflow("create-brand-basic")
 def create_brand_workflow(input: Ref[CreateBrandInput]) -> WorkflowResponse[Brand]:
     """Create one brand; the result is the brand."""
     brand = create_brand_step(input)
@@ -62,7 +63,7 @@ def _delete_brand(input: Ref[DeleteBrandInput]) -> WorkflowResponse[DeletedBrand
     return WorkflowResponse(deleted)
 
 
-delete_brand_workflow = create_workflow("delete-brand", _delete_brand)
+delete_brand_workflow = create_workflow("delete-brand-basic", _delete_brand)
 """Delete one brand; the result is ``{id, object: "brand", deleted: True}``."""
 
 
@@ -166,7 +167,7 @@ def _new_brand(input: ReplaceBrandInput) -> CreateBrandInput:
 @workflow("replace-brand")
 def replace_brand_workflow(input: Ref[ReplaceBrandInput]) -> WorkflowResponse[dict[str, Any]]:
     """Retire a brand and create its successor, by running ``delete-brand`` and ``create-brand`` as
-    nested workflows (steps ``delete-brand-as-step`` and ``create-brand-as-step``). If the second
+    nested workflows (steps ``delete-brand-basic-as-step`` and ``create-brand-basic-as-step``). If the second
     fails, the first is reverted: the old brand is restored."""
     deleted = delete_brand_workflow.run_as_step(transform(input, _old_brand))
     created = create_brand_workflow.run_as_step(transform(input, _new_brand))

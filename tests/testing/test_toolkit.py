@@ -235,8 +235,8 @@ async def test_overrides_apply_to_nested_workflows(stepwork_engine: WorkflowEngi
                                                                    throw_on_error=False)
     t = timeline(result)
     assert result.transaction.state == "reverted"
-    assert t.failed == ["create-brand-as-step"]
-    assert t.compensated == ["create-brand-as-step", "delete-brand-as-step"]
+    assert t.failed == ["create-brand-basic-as-step"]
+    assert t.compensated == ["create-brand-basic-as-step", "delete-brand-basic-as-step"]
     assert brand.store.list() == [acme]
 
 

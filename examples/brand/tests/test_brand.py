@@ -103,5 +103,5 @@ def test_a_taken_name_restores_the_replaced_brand() -> None:
                                                         throw_on_error=False)
     t = timeline(result)
     assert result.transaction.state == "reverted"
-    assert t.compensated == ["create-brand-as-step", "delete-brand-as-step"]
+    assert t.compensated == ["create-brand-basic-as-step", "delete-brand-basic-as-step"]
     assert container.resolve("brand_store").get(acme["id"]) == acme

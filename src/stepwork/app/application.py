@@ -18,6 +18,7 @@ from stepwork.query import Query
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
+    from fastapi import APIRouter, FastAPI
 
 __all__ = ["App"]
 
@@ -33,12 +34,14 @@ class App:
     ``database_url`` (the engine's default SQLite file when ``None``). ``async with app:`` starts it:
     the engine, the modules' migrations when ``auto_migrate`` (the development default; in production
     run ``await app.migrate()``, what ``stepwork migrate`` does), the event bus and its subscribers.
+    ``routers`` are the application's API routes (FastAPI ``APIRouter`` objects), served by
+    :meth:`asgi` beside the admin API: what ``stepwork serve`` runs.
     """
 
     def __init__(self, modules: Iterable[Module] = (), database_url: str | None = None,
                  event_bus: EventBus | None = None, auto_migrate: bool = True, *,
                  container: Container | None = None, logger: logging.Logger | None = None,
-                 engine_options: Mapping[str, Any] | None = None) -> None:
+                 engine_options: Mapping[str, Any] | None = None, routers: Iterable[APIRouter] = ()) -> None:
         """``container``: a container to fill (a new one by default); ``engine_options``: keyword
         arguments of ``WorkflowEngine`` (``lease_ttl``, ``poll_interval``, ``clock``…)."""
         self.modules = list(modules)
@@ -49,6 +52,10 @@ class App:
             if names.count(module.name) > 1:
                 raise StepworkError(_INVALID, f'Two modules are named "{module.name}".')
         self.database_url = database_url
+        self.routers = list(routers)
+        for router in self.routers:
+            if not hasattr(router, "routes") or not hasattr(router, "include_router"):
+                raise StepworkError(_INVALID, f"App routers must be FastAPI APIRouter objects, got {router!r}.")
         self.auto_migrate = auto_migrate
         self.event_bus = event_bus
         self.container = container if container is not None else Container()
@@ -152,6 +159,15 @@ class App:
     def started(self) -> bool:
         """True between ``start()`` and ``stop()``."""
         return self._started
+
+    def asgi(self, *, keys: Any = None, static_keys: Iterable[str] = (), **options: Any) -> FastAPI:
+        """The application's HTTP server: the admin API and page (``stepwork.http.create_app``) with
+        this app's ``routers``; the server's lifespan starts and stops this app. ``keys`` and
+        ``static_keys`` are the admin API keys (see ``create_app``), ``options`` its other arguments."""
+        from stepwork.http.app import create_app
+
+        return create_app(self.engine, keys=keys, static_keys=list(static_keys), routers=self.routers,
+                          container=self.container, hosted=lambda: self, **options)
 
     def scope(self, values: Mapping[str, Any] | None = None) -> Container:
         """A child of the application's container (one per request or run): see ``Container.scope``."""

@@ -11,6 +11,8 @@ Keys (all optional):
 - ``auto_migrate``: migrate the modules at start (default ``true``; set ``false`` in production and
   run ``stepwork migrate``).
 - ``event_bus``: ``"memory"`` (an ``InMemoryEventBus``) or a ``redis://`` URL (a ``RedisEventBus``).
+- ``routers``: ``["myshop.api:router", ...]``, each naming a FastAPI ``APIRouter`` served by
+  ``stepwork serve`` beside the admin API.
 
 The command line's ``host`` and ``port`` may sit in the same table; they are not the App's.
 """
@@ -30,7 +32,7 @@ from stepwork.events import InMemoryEventBus, RedisEventBus
 
 __all__ = ["KEYS", "app_arguments", "load_object"]
 
-KEYS = ("app", "database_url", "modules", "auto_migrate", "event_bus", "host", "port")
+KEYS = ("app", "database_url", "modules", "auto_migrate", "event_bus", "routers", "host", "port")
 _INVALID = StepworkError.Types.INVALID_DATA
 
 
@@ -61,6 +63,11 @@ def app_arguments(path: Path) -> dict[str, Any]:
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise StepworkError(_INVALID, f'modules in [tool.stepwork] of {path} must be a list of "package.module:name".')
     args["modules"] = [_module(spec, path) for spec in modules]
+    routers = section.get("routers", [])
+    if not isinstance(routers, list) or not all(isinstance(r, str) for r in routers):
+        raise StepworkError(_INVALID, f'routers in [tool.stepwork] of {path} must be a list of "package.module:name".')
+    if routers:
+        args["routers"] = [load_object(spec) for spec in routers]
     if "auto_migrate" in section:
         if not isinstance(section["auto_migrate"], bool):
             raise StepworkError(_INVALID, f"auto_migrate in [tool.stepwork] of {path} must be true or false.")

@@ -25,8 +25,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
 ENV = {"app": "STEPWORK_APP", "database_url": "STEPWORK_DATABASE_URL", "host": "STEPWORK_HOST",
        "port": "STEPWORK_PORT", "api_keys": "STEPWORK_API_KEYS"}
-# modules, auto_migrate and event_bus are the application layer's (stepwork.app.App.from_config).
-_PYPROJECT_KEYS = ("app", "database_url", "host", "port", "modules", "auto_migrate", "event_bus")
+# modules, auto_migrate, event_bus and routers are the application layer's (stepwork.app.App.from_config).
+_PYPROJECT_KEYS = ("app", "database_url", "host", "port", "modules", "auto_migrate", "event_bus", "routers")
 
 
 @dataclass(frozen=True, slots=True)

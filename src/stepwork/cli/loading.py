@@ -17,7 +17,9 @@ __all__ = ["import_module", "load_workflow", "parse_input"]
 
 
 def import_module(name: str) -> Any:
-    """Import ``name`` (with the current directory on ``sys.path``) so that its workflows register."""
+    """Import ``name`` (with the current directory on ``sys.path``) so that its workflows register.
+    ``MODULE:ATTRIBUTE`` (how ``--app`` names an ``App``) imports ``MODULE``."""
+    name = name.partition(":")[0]
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from stepwork.cli.common import AppOption, DatabaseUrlOption, open_engine, run_async, settings_for
+from stepwork.cli.application import load_app
+from stepwork.cli.common import AppOption, DatabaseUrlOption, run_async, settings_for
 from stepwork.cli.config import Settings
 from stepwork.cli.console import out, state_text, to_json
 from stepwork.cli.errors import EXIT_FAILED
@@ -61,9 +62,10 @@ def run(
 
 async def _run(settings: Settings, workflow: Any, payload: Any, transaction_id: str, wait: bool) -> int:
     console = out()
-    async with open_engine(settings, poll_interval=0.2) as engine:
+    async with load_app(settings, engine_options={"poll_interval": 0.2}) as application:
+        engine = application.engine
         console.print(Text.assemble("Running ", (workflow.name, "bold"), f" (transaction {transaction_id}) on "
-                                    f"{settings.database_label}"))
+                                    f"{Settings(database_url=application.database_url).database_label}"))
         display = StepDisplay(workflow.compiled.plan, console)
         await engine.subscribe(workflow.name, display.on_event, transaction_id=transaction_id)
         with display:

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.text import Text
 
+from stepwork.cli.application import load_app
 from stepwork.cli.common import AppOption, DatabaseUrlOption, run_async, settings_for
 from stepwork.cli.config import Settings
 from stepwork.cli.console import err, out, setup_logging
 from stepwork.cli.errors import EXIT_INTERRUPTED, CliError
-from stepwork.engine.engine import WorkflowEngine
 
 if TYPE_CHECKING:
     import uvicorn
@@ -47,7 +47,12 @@ def serve(
         "--graceful-timeout", min=0, help="On Ctrl-C or SIGTERM, seconds given to the requests still running "
                                             "before they are cut off.")] = 5,
 ) -> None:
-    """Serve the admin API (Medusa's /admin/workflows-executions routes) and run the engine.
+    """Serve the admin API (Medusa's /admin/workflows-executions routes) and page, the application's own
+    routes, and run the engine.
+
+    --app names the module that defines the workflows; if it has an App (attribute `app`, or
+    --app MODULE:ATTRIBUTE), that App is served: its modules, event bus and routes. Without one, the
+    modules, event_bus and routers of [tool.stepwork] in ./pyproject.toml are used.
 
     Every /admin route needs an API key: create one with `stepwork keys create NAME`, or pass keys in
     STEPWORK_API_KEYS (comma-separated). Binds 127.0.0.1 unless --host says otherwise. Ctrl-C or
@@ -118,25 +123,25 @@ async def _serve(settings: Settings, graceful_timeout: int) -> None:
     # The HTTP layer (FastAPI, uvicorn, SQLAlchemy) is loaded by this command only.
     import uvicorn
 
-    from stepwork.http.app import create_app
     from stepwork.http.keys import ApiKeys, static_keys_from_env
 
     static_keys = static_keys_from_env()
+    app = load_app(settings)
+    engine = app.engine
     sock = _bind(settings.host, settings.port)
-    keys = ApiKeys(settings.database_url)
+    keys = ApiKeys(engine.database_url)
     try:
         active = [k for k in await keys.list() if k.revoked_at is None]
         if not active and not static_keys:
             err().print(Text("warning: no API key exists, so nobody can call the admin API. Create one with "
                              "`stepwork keys create NAME` (or set STEPWORK_API_KEYS).", style="yellow"))
-        engine = WorkflowEngine(settings.database_url)
-        application = create_app(engine, keys=keys, static_keys=static_keys, manage_engine=True)
+        application = app.asgi(keys=keys, static_keys=static_keys)
         config = uvicorn.Config(application, log_config=None, lifespan="on", server_header=False,
                                 timeout_graceful_shutdown=graceful_timeout)
         bound: Any = sock.getsockname()
         server = _server(config, application.state.stepwork.shut_down,
                          f"stepwork admin API on http://{_host(settings.host)}:{bound[1]} "
-                         f"(database {settings.database_label}); Ctrl-C stops it.")
+                         f"(database {Settings(database_url=app.database_url).database_label}); Ctrl-C stops it.")
         try:
             await server.serve(sockets=[sock])
         except SystemExit as exc:  # uvicorn's way to say the app did not start (logged above)

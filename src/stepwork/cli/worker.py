@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 
-from stepwork.cli.common import AppOption, DatabaseUrlOption, open_engine, run_async, settings_for
+from stepwork.cli.application import load_app
+from stepwork.cli.common import AppOption, DatabaseUrlOption, run_async, settings_for
 from stepwork.cli.config import Settings
 from stepwork.cli.console import error_line, out, setup_logging
 from stepwork.cli.errors import EXIT_INTERRUPTED
@@ -19,6 +20,9 @@ __all__ = ["worker"]
 
 def worker(app: AppOption = None, database_url: DatabaseUrlOption = None) -> None:
     """Run the engine without HTTP, until Ctrl-C or SIGTERM.
+
+    --app names the module that defines the workflows (and subscribers); if it has an App (attribute
+    `app`, or --app MODULE:ATTRIBUTE), that App runs: its modules and its event bus's subscribers.
 
     It recovers executions whose process died, fires due timers (retries, timeouts, schedules), and
     continues executions completed from other processes; on Ctrl-C or SIGTERM it stops cleanly (exit 0);
@@ -55,12 +59,15 @@ async def _work(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     console = out()
-    async with open_engine(settings):
+    async with load_app(settings) as app:
         names = sorted(registered_workflows())
-        console.print(f"stepwork worker running on {settings.database_label}")
+        console.print(f"stepwork worker running on {Settings(database_url=app.database_url).database_label}")
+        if app.modules:
+            console.print(f"modules: {', '.join(m.name for m in app.modules)}")
         console.print(f"workflows: {', '.join(names) if names else 'none (give --app MODULE to run some)'}")
         console.print("Ctrl-C or SIGTERM stops it.")
         await stop.wait()
         console.print("stopping...")
     stopped = True  # a Ctrl-C from now on changes nothing
     console.print("worker stopped")
+

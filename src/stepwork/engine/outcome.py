@@ -56,8 +56,10 @@ async def finish(run: Run, *, throw_on_error: bool, result_from: str | None,
             result = await run.resolve_result(result_from)
     except Exception as exc:
         txn.errors.append(StepFailure(None, "invoke", exc))
-        if throw_on_error:
+        if throw_on_error and txn.state not in _FAILED_STATES:
             raise
+        # A failed run raises its first error below (a step's), as Medusa's runner throws errors[0]:
+        # a result transform that trips over a step that never produced output is not the cause.
     out: WorkflowResult[Any] = WorkflowResult(result, txn, run.parent_step_idempotency_key)
     if notify and txn.is_finished and run.parent_step_idempotency_key is None:
         await settle_event_group(run)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from stepwork.container import Container
 from stepwork.engine.engine import WorkflowEngine
 from stepwork.errors import StepworkError
 from stepwork.http.auth import Authenticator
@@ -38,6 +39,7 @@ class Runtime:
     engine: WorkflowEngine
     auth: Authenticator
     wait_timeout: float
+    container: Container
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
     _awaited: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -1,0 +1,1 @@
+"""The shop's modules (one: ``brand``)."""
