@@ -190,6 +190,29 @@ async def test_raising_transform_in_the_result_is_reported(path: ExecutionPath, 
         raise AssertionError("the run did not raise")
 
 
+async def test_a_failed_run_raises_its_steps_error_not_the_result_transforms(path: ExecutionPath,
+                                                                              wf_name: str) -> None:
+    """A step fails; the result's transform then trips over the output the step never produced. The run
+    raises the step's error (Medusa throws errors[0]); the transform's error is only appended to errors."""
+    cause = LookupError("no such brand")
+
+    def find(value: Any) -> Any:
+        raise cause
+
+    found = create_step("find", find)
+    wf = path.workflow(wf_name, lambda inp: transform(found(inp), lambda r: r["data"][0]))
+
+    result = await path.run(wf, 1, throw_on_error=False)
+    assert result.transaction.state == "reverted"
+    assert [(e.action, e.error["name"]) for e in result.errors] == [("find", "LookupError"), (None, "TypeError")]
+    try:
+        await path.run(wf, 1)
+    except Exception as raised:  # noqa: BLE001 - compared below
+        path.check_raised(raised, cause)
+    else:
+        raise AssertionError("the run did not raise")
+
+
 async def test_when_then_both_branches(path: ExecutionPath, wf_name: str) -> None:
     """A true `when` runs its steps; a false one skips them (value None); a named `when` with a structure."""
     calls: list[str] = []
