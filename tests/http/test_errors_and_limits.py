@@ -141,3 +141,26 @@ async def test_a_failure_answered_to_the_client_is_not_logged_again(served: Serv
     assert r.status_code == 404
     assert not [line for line in served.log.server_lines() if "no-such-workflow-logged" in line
                 and "ended with" in line]
+
+
+@pytest.mark.parametrize("path", [
+    f"{BASE}/wf_exec_x?fields=id&fields=state",
+    f"{BASE}/http-hello/tx-1?fields=id&fields=state",
+    f"{BASE}?fields=id&fields=state",
+])
+async def test_a_repeated_fields_parameter_is_a_400_naming_it(client: httpx.AsyncClient, path: str) -> None:
+    # Before, the detail routes read the last value and ignored the others.
+    message = _error(await client.get(path), 400, "invalid_data")
+    assert 'Query parameter "fields" is given more than once' in message
+
+
+@pytest.mark.parametrize("name", ["q", "limit", "offset", "order"])
+async def test_a_repeated_single_valued_list_parameter_is_a_400_naming_it(client: httpx.AsyncClient,
+                                                                           name: str) -> None:
+    message = _error(await client.get(BASE, params=[(name, "1"), (name, "2")]), 400, "invalid_data")
+    assert f'"{name}" is given more than once' in message
+
+
+async def test_the_detail_route_still_takes_one_fields_parameter(client: httpx.AsyncClient) -> None:
+    r = await client.get(f"{BASE}/wf_exec_x", params={"fields": "id,state"})
+    assert _error(r, 404, "not_found")  # past the query check: the id does not exist

@@ -341,3 +341,7 @@ BEGIN
                    '((workflow_id || '' '' || transaction_id || '' '' || run_id) %I.gin_trgm_ops) '
                    'WHERE deleted_at IS NULL', trgm_schema);
 END $stepwork$"""]
+
+HISTORIES["sqlite"]["v5"] = [(1, SQLITE_V1), (2, SQLITE_V2), (3, SQLITE_V3), (4, SQLITE_V4), (5, SQLITE_V5)]
+HISTORIES["postgresql"]["v5"] = [(1, POSTGRES_V1), (2, POSTGRES_V2), (3, POSTGRES_V3), (4, POSTGRES_V4),
+                                 (5, POSTGRES_V5)]

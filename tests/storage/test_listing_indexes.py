@@ -121,7 +121,7 @@ async def test_sqlite_lists_by_state_and_workflow_from_their_indexes(tmp_path: P
     assert "idx_wfe_state_created_at" in counted
 
 
-async def test_postgres_q_goes_through_the_trigram_index(pg_url: str) -> None:
+async def test_postgres_q_goes_through_the_search_tables_trigram_index(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'").fetchone()
     if available is None:
@@ -143,11 +143,12 @@ async def test_postgres_q_goes_through_the_trigram_index(pg_url: str) -> None:
         conn.execute("INSERT INTO workflow_execution (id, workflow_id, transaction_id, run_id, state, created_at, "
                      "updated_at) SELECT 'wf_exec_' || n, 'bulk', md5(n::text), 'run-' || n, 'done', now(), now() "
                      "FROM generate_series(1, 5000) AS n")
-        conn.execute("VACUUM ANALYZE workflow_execution")  # (also moves the GIN pending list into the index)
+        conn.execute("VACUUM ANALYZE workflow_execution_search")  # (also moves the GIN pending list into the index)
         conn.execute("SET enable_seqscan = off")  # (5,000 rows still fit a few pages: the index must be usable)
         plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN SELECT count(*) FROM workflow_execution WHERE deleted_at IS NULL AND "
-            "(workflow_id || ' ' || transaction_id || ' ' || run_id) ILIKE '%c4ca4238a0b923820dcc%'").fetchall())
-        indexes = [r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_wfe_search' "
-                                               "AND schemaname = current_schema()")]
-    assert "idx_wfe_search" in plan, (plan, indexes)
+            "EXPLAIN SELECT count(*) FROM workflow_execution_search WHERE ids LIKE '%c4ca4238a0b923820dcc%'"
+        ).fetchall())
+        indexes = [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                                               "AND indexname LIKE 'idx_wfe_search%'")]
+    assert "idx_wfe_search_ids" in plan, (plan, indexes)
+    assert indexes == ["idx_wfe_search_ids"]  # version 5's index on workflow_execution is gone

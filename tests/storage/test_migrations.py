@@ -21,9 +21,10 @@ import pytest
 from psycopg import sql
 
 import stepwork
-from stepwork.storage.base import ExecutionKey, ExecutionStore, StepRow, TimerRow
+from stepwork.storage.base import ExecutionKey, ExecutionStore, ListQuery, StepRow, TimerRow
 from stepwork.storage.migrations import LATEST
 from stepwork.storage.postgres import PostgresStore
+from stepwork.storage.query import normalize_filters, normalize_order
 from stepwork.storage.sqlite import SQLiteStore
 from tests.storage.conftest import BACKENDS, migration_versions, schema_url
 from tests.storage.helpers import OWNER, T0, make_row, write
@@ -112,6 +113,9 @@ def sqlite_schema(path: Path) -> dict[str, Any]:
                 "SELECT sql FROM sqlite_master WHERE name = ?", (t,)).fetchone()[0] or "").upper()),
             "indexes": sorted((r[0], r[1], _normalized(r[2])) for r in conn.execute(
                 "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index'")),
+            # (version 6: the triggers that keep q's search table)
+            "triggers": sorted((r[0], r[1], _normalized(r[2])) for r in conn.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")),
         }
     finally:
         conn.close()
@@ -128,7 +132,15 @@ def postgres_schema(url: str, schema: str) -> dict[str, Any]:
             "SELECT table_name, constraint_name, constraint_type FROM information_schema.table_constraints "
             "WHERE table_schema = %s AND constraint_type IN ('PRIMARY KEY', 'UNIQUE') ORDER BY 1, 2",
             (schema,)).fetchall()
-    return {"columns": columns, "indexes": indexes, "constraints": constraints}
+        triggers = conn.execute(
+            "SELECT event_object_table, trigger_name, event_manipulation, action_timing, action_condition, "
+            "replace(action_statement, %s, '') FROM information_schema.triggers WHERE trigger_schema = %s "
+            "ORDER BY 1, 2, 3", (f"{schema}.", schema)).fetchall()
+        functions = conn.execute(
+            "SELECT p.proname, replace(p.prosrc, %s, '') FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = %s ORDER BY 1", (schema, schema)).fetchall()
+    return {"columns": columns, "indexes": indexes, "constraints": constraints, "triggers": triggers,
+            "functions": functions}
 
 
 # -- the databases ----------------------------------------------------------------------------------
@@ -209,6 +221,10 @@ async def test_an_old_database_upgrades_to_the_latest_and_its_rows_stay_readable
         assert await store.steps(KEY) == [StepRow(0, {"id": "a"}, '"out"')]
         if steps[-1][0] >= 2:
             assert await store.get_definition("hash-1") == '{"t":1}'
+        # q finds the old row (version 6 fills the search table from the rows already stored)
+        found, count = await store.list_rows(ListQuery(normalize_filters({"q": "OLD-T"}), take=10,
+                                                       order=normalize_order(None), with_records=False))
+        assert ([r.id for r in found], count) == (["wf_exec_old"], 1)
         [timer] = await store.due_timers(T0 + 1, OWNER, 10, 30)
         assert (timer.id, timer.data) == ("old-timer", {"attempt": 1})
 
@@ -223,6 +239,9 @@ async def test_an_old_database_upgrades_to_the_latest_and_its_rows_stay_readable
         await store.add_timer(TimerRow("new-timer", "old-wf", "new-tx", "run-1", "retry", T0))
         assert await write(store, new, 1) == 2
         assert await store.get_definition("hash-2") == '{"t":2}'
+        found, count = await store.list_rows(ListQuery(normalize_filters({"q": "old-wf"}), take=10,
+                                                       order=normalize_order(None), with_records=False))
+        assert (sorted(r.transaction_id for r in found), count) == (["new-tx", "old-tx"], 2)
     finally:
         await store.close()
 

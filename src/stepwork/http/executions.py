@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from stepwork.errors import StepworkError
-from stepwork.http.deepjson import record_body
 from stepwork.http.models import ExecutionList, ExecutionOne
 from stepwork.http.params import (
     DETAIL_FIELDS,
@@ -19,7 +18,9 @@ from stepwork.http.params import (
     parse_fields,
     parse_list_query,
     select,
+    single_values,
 )
+from stepwork.http.record_cache import record_response
 from stepwork.http.runtime import runtime
 
 __all__ = ["latest_record", "router"]
@@ -60,39 +61,34 @@ async def latest_record(request: Request, workflow_id: str, transaction_id: str)
 
 
 def _only_fields(request: Request) -> str | None:
-    unknown = sorted(set(request.query_params) - {"fields"})
-    if unknown:
-        raise StepworkError(StepworkError.Types.INVALID_DATA,
-                            f'Unknown query parameter "{unknown[0][:64]}"; this route takes only "fields".')
-    return request.query_params.get("fields")
-
-
-def _record_response(record: dict[str, Any]) -> Response:
-    """``{"workflow_execution": record}``, encodable at any nesting depth (a long workflow's definition)."""
-    return Response(record_body("workflow_execution", record), media_type="application/json")
+    return single_values(request.query_params.multi_items(), ("fields",)).get("fields")
 
 
 @router.get("/{id}", response_model=ExecutionOne, summary="Retrieve a stored execution")
 async def retrieve_execution(request: Request, id: str,
                              fields: Annotated[str | None, Query()] = None) -> Response:
-    """One stored execution by its ``wf_exec_…`` id."""
+    """One stored execution by its ``wf_exec_…`` id (a finished one with an ``ETag``)."""
     check_id(id, "The execution id")
     chosen = parse_fields(_only_fields(request), DETAIL_FIELDS)
-    execution = await runtime(request).engine.retrieve_workflow_execution(id)
-    return _record_response(select(execution.to_dict(), chosen))
+    engine = runtime(request).engine
+    row = await engine.store.get_by_id(id)
+    if row is None:
+        raise StepworkError(StepworkError.Types.NOT_FOUND, f"Workflow execution {id!r} was not found.")
+    return await record_response(request, engine, row, chosen)
 
 
 @router.get("/{workflow_id}/{transaction_id}", response_model=ExecutionOne,
             summary="Retrieve the latest run of a transaction")
 async def retrieve_latest(request: Request, workflow_id: str, transaction_id: str,
                           fields: Annotated[str | None, Query()] = None) -> Response:
-    """The latest run of ``transaction_id`` of ``workflow_id``."""
+    """The latest run of ``transaction_id`` of ``workflow_id`` (a finished one with an ``ETag``)."""
     check_id(workflow_id, "workflow_id")
     check_id(transaction_id, "transaction_id")
     chosen = parse_fields(_only_fields(request), DETAIL_FIELDS)
-    record = await latest_record(request, workflow_id, transaction_id)
-    if record is None:
+    engine = runtime(request).engine
+    row = await engine.store.latest(workflow_id, transaction_id)
+    if row is None:
         raise StepworkError(StepworkError.Types.NOT_FOUND,
                             f'Workflow "{workflow_id}" has no stored execution with transaction id '
                             f'"{transaction_id}".')
-    return _record_response(select(record, chosen))
+    return await record_response(request, engine, row, chosen)

@@ -18,7 +18,7 @@ from typing import Any
 from stepwork.errors import StepworkError
 
 __all__ = ["DETAIL_FIELDS", "FIELDS", "LIST_FIELDS", "MAX_ID", "MAX_LIMIT", "MAX_OFFSET", "ListParams",
-           "check_id", "parse_fields", "parse_list_query", "select"]
+           "check_id", "parse_fields", "parse_list_query", "select", "single_values"]
 
 _INVALID = StepworkError.Types.INVALID_DATA
 MAX_ID = 256
@@ -89,6 +89,23 @@ def parse_fields(raw: str | None, defaults: Sequence[str]) -> tuple[str, ...]:
 def select(record: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
     """The ``fields`` of a ``WorkflowExecution.to_dict()`` record."""
     return {f: record[f] for f in fields}
+
+
+def single_values(items: Iterable[tuple[str, str]], allowed: Sequence[str]) -> dict[str, str]:
+    """The query (``request.query_params.multi_items()``) of a route that takes each of ``allowed`` at
+    most once: anything else, or a parameter given twice (``?fields=a&fields=b``), is a 400
+    ``invalid_data`` naming it (a repeated one would otherwise silently be read as its last value)."""
+    out: dict[str, str] = {}
+    for name, value in items:
+        if name not in allowed:
+            takes = f'only "{allowed[0]}"' if len(allowed) == 1 else ", ".join(f'"{a}"' for a in allowed)
+            raise StepworkError(_INVALID, f'Unknown query parameter "{name[:64]}"; this route takes {takes}.')
+        if name in out:
+            raise StepworkError(_INVALID, f'Query parameter "{name}" is given more than once; give it once '
+                                          '(a list of fields is comma-separated: fields=a,b).'
+                                if name == "fields" else f'Query parameter "{name}" is given more than once.')
+        out[name] = value
+    return out
 
 
 def _time(value: str, what: str) -> float:

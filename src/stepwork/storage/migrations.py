@@ -30,16 +30,14 @@ __all__ = ["LATEST", "pending"]
 def _create_all(dialect: Dialect) -> list[str]:
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from stepwork.storage.schema import METADATA, POSTGRES_SEARCH_INDEX
+    from stepwork.storage.schema import METADATA
 
     statements: list[str] = []
     for table in METADATA.sorted_tables:
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip())
         statements.extend(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
                           for index in sorted(table.indexes, key=lambda i: str(i.name)))
-    if dialect.name == "postgresql":
-        statements.append(POSTGRES_SEARCH_INDEX)
-    return statements
+    return statements + _v6(dialect)  # q's search table (not a SQLAlchemy table: per-dialect DDL)
 
 
 def _v2(dialect: Dialect) -> list[str]:
@@ -116,9 +114,20 @@ def _v5(dialect: Dialect) -> list[str]:
             *([POSTGRES_SEARCH_INDEX] if dialect.name == "postgresql" else [])]
 
 
+def _v6(dialect: Dialect) -> list[str]:
+    """q's search table, filled with the live executions and kept by triggers (see
+    :mod:`stepwork.storage.search`); on PostgreSQL it replaces version 5's trigram index. On an SQLite
+    library without FTS5's ``trigram`` tokenizer nothing is created (q scans, as in version 5)."""
+    from stepwork.storage.search import postgres_search_ddl, sqlite_search_ddl, sqlite_supports_search
+
+    if dialect.name == "postgresql":
+        return postgres_search_ddl()
+    return sqlite_search_ddl() if sqlite_supports_search() else []
+
+
 # version -> the statements that bring a database at the previous version to it. Version 1 (the
 # first tables and indexes) has no upgrade: a database without it is new and gets everything.
-_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}
+_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 LATEST = max(_UPGRADES)
 
 

@@ -10,8 +10,8 @@ from stepwork.errors import StepworkError
 from stepwork.orchestration.states import TransactionState
 from stepwork.storage.base import ListQuery
 
-__all__ = ["FILTER_KEYS", "ORDER_COLUMNS", "SEARCH_EXPRESSION", "count_from_page", "matches", "normalize_filters",
-           "normalize_order", "q_states", "to_sql"]
+__all__ = ["FILTER_KEYS", "ORDER_COLUMNS", "SEARCH_EXPRESSION", "count_from_page", "like_pattern", "matches",
+           "normalize_filters", "normalize_order", "q_states", "to_sql"]
 
 _INVALID = StepworkError.Types.INVALID_DATA
 _TEXT_KEYS = ("id", "workflow_id", "transaction_id", "run_id", "state")
@@ -19,8 +19,8 @@ _TIME_KEYS = ("created_at", "updated_at")
 FILTER_KEYS = (*_TEXT_KEYS, *_TIME_KEYS, "q")
 ORDER_COLUMNS = ("id", "workflow_id", "transaction_id", "run_id", "state", "created_at", "updated_at")
 Q_COLUMNS = ("workflow_id", "transaction_id", "run_id")  # and state, by q_states
-# What PostgreSQL's trigram index for q holds (the schema's idx_wfe_search): every id q may match
-# is a substring of it, so "SEARCH_EXPRESSION ILIKE pattern" is implied by q's exact condition.
+# What PostgreSQL's trigram index for q holds (idx_wfe_search_ids, on the search table): every id q
+# may match is a substring of it, so "SEARCH_EXPRESSION ILIKE pattern" is implied by q's exact condition.
 SEARCH_EXPRESSION = "(workflow_id || ' ' || transaction_id || ' ' || run_id)"
 _OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte")
 
@@ -147,25 +147,34 @@ def q_states(text: str) -> list[str]:
 _SQL_OPS = {"$eq": "=", "$ne": "<>", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
+def like_pattern(text: str) -> str:
+    """A ``LIKE`` pattern (``ESCAPE '\\'``) matching any text containing ``text``, its ``%`` and ``_``
+    literal."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def to_sql(filters: dict[str, list[tuple[str, Any]]], param: Callable[[Any], str],
-           time_column: Callable[[str], str], ilike: str, search: Callable[[str], str] | None = None) -> str:
+           time_column: Callable[[str], str], ilike: str, search: Callable[[str], str | None] | None = None) -> str:
     """The ``WHERE`` clause (without the keyword) for normalized filters; ``param(value)`` adds a
     parameter and returns its placeholder.
 
-    ``q`` matches a row whose workflow id, transaction id or run id contains it (``ilike``, with
-    ``%`` and ``_`` literal) or whose state does (compared by equality with :func:`q_states`);
-    ``search(pattern)``, if given, is a further condition every such row meets that an index can
-    answer (PostgreSQL's trigram index), ANDed before the exact one."""
+    ``q`` matches a row whose workflow id, transaction id or run id contains it or whose state does
+    (compared by equality with :func:`q_states`). ``search(text)``, if given, returns a condition
+    true exactly for the rows whose ids contain ``text`` (the store's search table,
+    :mod:`stepwork.storage.search`), or ``None``; without one the ids are compared with ``ilike``
+    (``%`` and ``_`` literal)."""
     parts = ["deleted_at IS NULL"]
     for key, conds in filters.items():
         column = time_column(key) if key in _TIME_KEYS else key
         for op, operand in conds:
             if op == "$q":
-                text = "%" + operand.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                found = search(operand) if search is not None else None  # (placeholders are made in order)
+                if found is None:
+                    text = like_pattern(operand)
+                    alternatives = [f"{c} {ilike} {param(text)} ESCAPE '\\'" for c in Q_COLUMNS]
+                else:
+                    alternatives = [found]
                 states = q_states(operand)
-                if search is not None and not states:  # a condition an index answers, implied by the exact one
-                    parts.append(search(text))  # (placeholders are numbered in the order they are made)
-                alternatives = [f"{c} {ilike} {param(text)} ESCAPE '\\'" for c in Q_COLUMNS]
                 if states:
                     alternatives.append(f"state IN ({', '.join(param(v) for v in states)})")
                 parts.append("(" + " OR ".join(alternatives) + ")")

@@ -10,12 +10,15 @@ from typing import Any
 from stepwork.storage.base import ExecutionKey, ExecutionRow, ListQuery, StepRow
 from stepwork.storage.postgres.checkpoints import key_params
 from stepwork.storage.postgres.connection import Conn, PostgresDatabase
+from stepwork.storage.postgres.search import WORKFLOWS_MATCHING, page_and_count_sql, q_condition
 from stepwork.storage.postgres.statements import KEY, epoch
-from stepwork.storage.query import SEARCH_EXPRESSION, count_from_page, to_sql
+from stepwork.storage.query import count_from_page, like_pattern, q_states, to_sql
 from stepwork.storage.rows import execution_row
 
 __all__ = ["Records"]
 
+_MAX_BRANCHES = 32  # matching workflows read one index range each; more (a very short q) take the general path
+_SEARCH_ORDER_COLUMNS = frozenset({"workflow_id", "transaction_id", "run_id", "created_at"})
 _TEXT_ORDER_COLUMNS = frozenset({"id", "workflow_id", "transaction_id", "run_id", "state"})
 _COLUMNS = ("id, workflow_id, transaction_id, run_id, state, {records}, retention_time, "
             f"{epoch('created_at')}, {epoch('updated_at')}, {epoch('deleted_at')}, version, lease_owner, "
@@ -40,14 +43,6 @@ def _order_item(column: str, direction: str) -> str:
 class Records(PostgresDatabase):
     """Reads and listing; definition templates."""
 
-    _search_index: bool | None = None  # whether q's trigram index exists (read once)
-
-    async def _has_search_index(self) -> bool:
-        if self._search_index is None:
-            row = await self._one("SELECT to_regclass('idx_wfe_search') IS NOT NULL", ())
-            self._search_index = bool(row and row[0])
-        return self._search_index
-
     async def latest(self, workflow_id: str, transaction_id: str) -> ExecutionRow | None:
         r = await self._one(
             f"{_SELECT} WHERE workflow_id = %s AND transaction_id = %s AND deleted_at IS NULL "
@@ -68,13 +63,19 @@ class Records(PostgresDatabase):
             f"WHERE {KEY} ORDER BY step_index", key_params(key))
         return [StepRow(r[0], json.loads(r[1]), r[2], r[3], r[4]) for r in rows]
 
+    async def _workflows_matching(self, text: str) -> list[str]:
+        return [str(r[0]) for r in await self._all(WORKFLOWS_MATCHING, (like_pattern(text),))]
+
     async def list_rows(self, query: ListQuery) -> tuple[list[ExecutionRow], int]:
         params: list[Any] = []
-        search = None
-        if "q" in query.filters and await self._has_search_index():
-            def search(pattern: str) -> str:
-                params.append(pattern)
-                return f"{SEARCH_EXPRESSION} ILIKE %s ESCAPE '\\'"
+        q = query.filters.get("q")
+        workflows = await self._workflows_matching(q[0][1]) if q else []
+        if (q and len(query.filters) == 1 and not q_states(q[0][1]) and len(workflows) <= _MAX_BRANCHES
+                and all(c in _SEARCH_ORDER_COLUMNS for c, _ in query.order)):
+            return await self._list_searched(query, q[0][1], workflows)
+
+        def search(text: str) -> str:
+            return q_condition(text, workflows, params)
         where = to_sql(dict(query.filters), _time_param(params), lambda c: c, "ILIKE", search)
         order = ", ".join(_order_item(c, d) for c, d in query.order) or "created_at ASC"
         columns = _COLUMNS.format(records="execution, context" if query.with_records else "NULL, NULL")
@@ -88,6 +89,24 @@ class Records(PostgresDatabase):
             count = count_from_page(query, len(rows))
             if count is None:
                 cur = await conn.execute(f"SELECT count(*) FROM workflow_execution WHERE {where}", params)
+                counted = await cur.fetchone()
+                count = int(counted[0] if counted else 0)
+            return [execution_row(r, query.with_records) for r in rows], count
+        return await self._run(run)
+
+    async def _list_searched(self, query: ListQuery, text: str, workflows: list[str]) -> tuple[list[ExecutionRow], int]:
+        """q alone, in an order of columns the search table has (see :mod:`.search`)."""
+        order = ", ".join(_order_item(c, d) for c, d in query.order) or "created_at ASC"
+        columns = _COLUMNS.format(records="execution, context" if query.with_records else "NULL, NULL")
+        page, page_params, count_sql, count_params = page_and_count_sql(
+            text, workflows, order, columns, None if query.take is None else int(query.take), int(query.skip))
+
+        async def run(conn: Conn) -> tuple[list[ExecutionRow], int]:
+            cur = await conn.execute(page, page_params)
+            rows = await cur.fetchall()
+            count = count_from_page(query, len(rows))
+            if count is None:
+                cur = await conn.execute(count_sql, count_params)
                 counted = await cur.fetchone()
                 count = int(counted[0] if counted else 0)
             return [execution_row(r, query.with_records) for r in rows], count

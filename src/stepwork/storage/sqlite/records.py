@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from stepwork.storage.base import ExecutionKey, ExecutionRow, ListQuery, StepRow
-from stepwork.storage.query import count_from_page, to_sql
+from stepwork.storage.query import count_from_page, q_states, to_sql
 from stepwork.storage.rows import execution_row
+from stepwork.storage.search import MIN_MATCH, SEARCH_TABLE, fts_phrase
 from stepwork.storage.sqlite.checkpoints import COLUMNS
 from stepwork.storage.sqlite.connection import SQLiteDatabase
 
@@ -16,11 +17,18 @@ __all__ = ["Records"]
 
 _SELECT = f"SELECT {COLUMNS} FROM workflow_execution"
 _Q_SCAN = " INDEXED BY idx_wfe_workflow_created_at"
+_SEARCHED = f"rowid IN (SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH {{}})"
+_WALK = " INDEXED BY idx_wfe_created_at"
+# Up to this many matches, reading them by rowid and sorting them is cheaper than walking the order's
+# index (which reads ~rows/matches index entries per row of the page).
+_FEW = 2000
 _SELECT_LIGHT = "SELECT " + COLUMNS.replace("execution, context", "NULL, NULL") + " FROM workflow_execution"
 
 
 class Records(SQLiteDatabase):
     """Reads and listing; definition templates."""
+
+    _search: bool | None = None  # whether q's search table exists (read once)
 
     async def latest(self, workflow_id: str, transaction_id: str) -> ExecutionRow | None:
         r = await self._retry(lambda: self.conn.execute(
@@ -46,21 +54,35 @@ class Records(SQLiteDatabase):
             (key.workflow_id, key.transaction_id, key.run_id)).fetchall())
         return [StepRow(r[0], json.loads(r[1]), r[2], r[3], r[4]) for r in rows]
 
+    async def _has_search(self) -> bool:
+        if self._search is None:
+            self._search = await self._retry(lambda: self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = ?", (SEARCH_TABLE,)).fetchone()) is not None
+        return self._search
+
     async def list_rows(self, query: ListQuery) -> tuple[list[ExecutionRow], int]:
         params: list[Any] = []
 
         def param(value: Any) -> str:
             params.append(value)
             return "?"
-        where = to_sql(dict(query.filters), param, lambda c: c, "LIKE")
+        q = query.filters.get("q")
+        text = q[0][1] if q else None
+        indexed = text is not None and len(text) >= MIN_MATCH and await self._has_search()
+        if indexed and len(query.filters) == 1 and not q_states(str(text)):
+            return await self._list_searched(query, fts_phrase(str(text)))
+
+        def search(text: str) -> str | None:
+            return _SEARCHED.format(param(fts_phrase(text))) if len(text) >= MIN_MATCH else None
+        where = to_sql(dict(query.filters), param, lambda c: c, "LIKE", search if indexed else None)
         order = ", ".join(f"{c} {d}" for c, d in query.order) or "created_at ASC"
         limit = -1 if query.take is None else int(query.take)
         conn = self.conn
         select = _SELECT if query.with_records else _SELECT_LIGHT
-        # q is a substring search: no index finds it, so every live row is read once. The index on
+        # q by LIKE (under 3 characters, or no search table) reads every live row once. The index on
         # (workflow_id, created_at, transaction_id, run_id) holds the searched ids: scanning it reads a
         # fraction of the table's pages (SQLite's planner, without statistics, would read the rows).
-        scan = _Q_SCAN if "q" in query.filters else ""
+        scan = _Q_SCAN if q and not indexed else ""
         if scan:
             sql = (f"{select} WHERE rowid IN (SELECT rowid FROM workflow_execution{scan} WHERE {where} "
                    f"ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY {order}")
@@ -72,6 +94,22 @@ class Records(SQLiteDatabase):
             count = (await self._retry(lambda: conn.execute(
                 f"SELECT COUNT(*) FROM workflow_execution{scan} WHERE {where}", params).fetchone()))[0]
         return [execution_row(r, query.with_records) for r in rows], int(count)
+
+    async def _list_searched(self, query: ListQuery, phrase: str) -> tuple[list[ExecutionRow], int]:
+        """q alone: the search table holds exactly the live rows, so it counts the matches by itself;
+        the page then either reads the matches by rowid and sorts them (few matches), or walks the
+        ``created_at`` index keeping the matches (many: the first rows of the order are soon found)."""
+        conn = self.conn
+        count = int((await self._retry(lambda: conn.execute(
+            f"SELECT count(*) FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH ?", (phrase,)).fetchone()))[0])
+        order = ", ".join(f"{c} {d}" for c, d in query.order) or "created_at ASC"
+        walk = _WALK if count > _FEW and query.order and query.order[0][0] == "created_at" else ""
+        limit = -1 if query.take is None else int(query.take)
+        select = _SELECT if query.with_records else _SELECT_LIGHT
+        sql = (f"{select}{walk} WHERE {_SEARCHED.format('?')} AND deleted_at IS NULL ORDER BY {order} "
+               "LIMIT ? OFFSET ?")
+        rows = await self._retry(lambda: conn.execute(sql, (phrase, limit, int(query.skip))).fetchall())
+        return [execution_row(r, query.with_records) for r in rows], count
 
     async def put_definition(self, definition_hash: str, workflow_id: str, template: str, now: float) -> None:
         await self._tx(lambda conn: conn.execute(
