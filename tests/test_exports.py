@@ -15,6 +15,8 @@ EXPECTED = {
     "emit_event_step", "subscriber",
     # the application layer (docs/application.md)
     "App", "Module", "Query", "use_query_graph_step",
+    # observability (docs/observability.md)
+    "Instrumentation", "JsonLogFormatter", "instrument",
 }
 
 
@@ -28,6 +30,16 @@ def test_every_public_name_is_importable_and_documented() -> None:
     for name in stepwork.__all__:
         obj = getattr(stepwork, name)
         assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_importing_stepwork_loads_no_opentelemetry() -> None:
+    """`import stepwork` never imports OpenTelemetry: only `instrument()` does (the `otel` extra)."""
+    import subprocess
+    import sys
+
+    code = "import sys, stepwork; print(any(m.startswith('opentelemetry') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_importing_stepwork_loads_no_database_driver() -> None:

@@ -26,6 +26,7 @@ RANKS = {
     "events": 6,
     "http": 6,
     "workers": 6,
+    "telemetry": 6,  # spans and JSON logs made from the engine's events; OpenTelemetry imported when used
     "app": 7,  # an App wires an engine, its query, modules and an event bus with its subscribers
     "cli": 8,  # the command line sits on everything it drives, the HTTP layer and the App included
     "testing": 9,

@@ -8,6 +8,7 @@ Layers (each importing only those below it)::
                    WorkflowEngine stores, resumes and lists them; what steps receive and return
     sdk            what users write: steps, workflows, references, transform, when, parallelize, hooks
     events         event buses (in memory, Redis), subscribers, emit_event_step, lifecycle events
+    telemetry      OpenTelemetry spans of runs and steps (instrument, the otel extra), JsonLogFormatter
     app            App and Module (services, SQLAlchemy models, Alembic migrations), use_query_graph_step
 
 ``query`` (query.graph over SQLAlchemy models) sits between storage and engine: an engine
@@ -45,6 +46,7 @@ from stepwork.sdk.hooks import Hook, Hooks, create_hook
 from stepwork.sdk.references import Ref
 from stepwork.sdk.steps import Step, create_step, step
 from stepwork.sdk.workflows import Workflow, WorkflowResponse, WorkflowRunner, create_workflow, get_workflow, workflow
+from stepwork.telemetry import Instrumentation, JsonLogFormatter, instrument
 
 __all__ = [
     "Acknowledgement",
@@ -55,6 +57,8 @@ __all__ = [
     "Hook",
     "Hooks",
     "InMemoryEventBus",
+    "Instrumentation",
+    "JsonLogFormatter",
     "Module",
     "Modules",
     "PermanentStepFailure",
@@ -87,6 +91,7 @@ __all__ = [
     "create_workflow",
     "emit_event_step",
     "get_workflow",
+    "instrument",
     "parallelize",
     "step",
     "subscriber",

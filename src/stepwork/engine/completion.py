@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
 from stepwork.engine.registry import get_workflow
 from stepwork.engine.results import WorkflowResult
@@ -84,7 +85,8 @@ async def complete(engine: WorkflowEngine, idempotency_key: str | Mapping[str, A
         if attempt is not None and not _still_waiting(run, index, attempt):
             await engine.store.release(run.key, engine.owner)
             logger.info("Dropped a late completion of step %s (attempt %s) of %s/%s: the step has moved on.",
-                        step_name, attempt, workflow_id, transaction_id)
+                        step_name, attempt, workflow_id, transaction_id,
+                        extra=log_extra(workflow_id, transaction_id, run.run_id, run.txn.plan.steps[index].id))
             return await finish(run, throw_on_error=False, result_from=None, notify=False)
         async with _refusal_releases(engine, run):
             await apply(run, index, action)

@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from stepwork.engine import completion
+from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import error_to_raise
 from stepwork.engine.step_response import StepResponse
 from stepwork.errors import StepworkError
@@ -78,4 +79,5 @@ async def complete_parent(engine: WorkflowEngine, child: Run) -> None:
         await completion.complete(engine, key, apply, throw_on_error=False, attempt=attempt)
     except StepworkError as exc:
         logger.warning("Could not complete the parent step %s of nested execution %s: %s", key,
-                       child.transaction_id, exc)
+                       child.transaction_id, exc,
+                       extra=log_extra(child.workflow_id, child.transaction_id, child.run_id))

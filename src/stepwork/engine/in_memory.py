@@ -15,6 +15,7 @@ from stepwork.engine.results import WorkflowResult
 from stepwork.engine.run import Run
 from stepwork.engine.run_events import validate_events
 from stepwork.engine.step_response import StepResponse
+from stepwork.engine.subscriptions import Listeners
 from stepwork.errors import StepworkError
 from stepwork.orchestration.states import TransactionState
 from stepwork.storage.base import ExecutionKey
@@ -42,7 +43,9 @@ class MemoryNested:
                        parent_step_idempotency_key=parent_key)
         child = Run(compiled, value, transaction_id=tid, run_id=parent.run_id, container=parent._container,
                     context=context, event_group_id=parent.event_group_id,
-                    parent_step_idempotency_key=parent_key, nested=MemoryNested(), now=parent.now)
+                    parent_step_idempotency_key=parent_key, nested=MemoryNested(), now=parent.now,
+                    listeners=parent.listeners.for_child(compiled.name, tid)
+                    if isinstance(parent.listeners, Listeners) else None)
         child.check_storable = parent.check_storable and compiled.plan.store
         await child.drive()
         key = child.key

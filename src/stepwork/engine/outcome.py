@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from stepwork.container import Modules
+from stepwork.engine.log_fields import log_extra
 from stepwork.engine.results import WorkflowResult
 from stepwork.engine.run_events import emit
 from stepwork.errors import StepworkError
@@ -89,4 +90,5 @@ async def settle_event_group(run: Run) -> None:
             await bus.clear_grouped_events(group_id)
     except Exception:
         logger.exception('Settling event group "%s" of workflow "%s" (transaction "%s", %s) failed.', group_id,
-                         run.workflow_id, run.transaction_id, run.txn.state.value)
+                         run.workflow_id, run.transaction_id, run.txn.state.value,
+                         extra=log_extra(run.workflow_id, run.transaction_id, run.run_id))

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
 from stepwork.engine.registry import get_workflow, registered_workflows
 from stepwork.engine.stored_runs import FINISHED, load
@@ -27,7 +28,7 @@ async def recover_orphans(engine: WorkflowEngine, *, wait: bool = True) -> None:
             await _recover(engine, key)
         except Exception:
             logger.exception("Recovery of %s/%s failed; it is tried again later.", key.workflow_id,
-                             key.transaction_id)
+                             key.transaction_id, extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
     stalled = getattr(engine.store, "stalled_since", None)
     if stalled is not None and stalled(engine.lease_ttl):
         # The database was locked for a while (a frozen process held SQLite's write lock): no
@@ -59,7 +60,8 @@ async def _report_foreign_orphans(engine: WorkflowEngine, known: set[str]) -> No
         logger.warning('Execution %s of workflow "%s" has no live owner, and this process does not define that '
                        "workflow, so it leaves it to a process that does. Import the module that defines the "
                        "workflow in every process that runs, completes or recovers its executions.",
-                       key.transaction_id, key.workflow_id)
+                       key.transaction_id, key.workflow_id,
+                       extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
 
 
 async def _recover(engine: WorkflowEngine, key: ExecutionKey) -> None:
@@ -74,7 +76,7 @@ async def _recover(engine: WorkflowEngine, key: ExecutionKey) -> None:
         if version is None:
             return
         logger.info("Recovering execution %s of %s (its owner %s stopped).", row.transaction_id,
-                    row.workflow_id, row.lease_owner)
+                    row.workflow_id, row.lease_owner, extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
         run = await load(engine, get_workflow(key.workflow_id).compiled, row, version)
         run.reason = "recovery"
         await engine.drive(run)

@@ -24,10 +24,12 @@ from stepwork.container import Container
 from stepwork.engine import patches
 from stepwork.engine.context import StepContext
 from stepwork.engine.fast_paths import FastPaths
+from stepwork.engine.log_fields import log_step_failure
 from stepwork.engine.nesting import NestedCalls, NestedRuns
 from stepwork.engine.run_events import emit
 from stepwork.engine.step_calls import PLAIN, SUSPEND
 from stepwork.engine.step_response import _SKIP, StepResponse
+from stepwork.engine.subscriptions import DRIVE_END
 from stepwork.engine.values import clone, ensure
 from stepwork.errors import StepworkError
 from stepwork.orchestration.states import FORWARD_STEP_STATES, StepState, StepStatus, TransactionState
@@ -126,59 +128,78 @@ class Run(FastPaths, NestedCalls):
 
     async def drive(self) -> None:
         """Advance as far as possible: to a finished state, or to a point that waits for something."""
+        failure: BaseException | None = None
+        try:
+            txn = self.txn
+            cp = self.cp
+            listeners = self.listeners
+            if txn.state is _X.NOT_STARTED:
+                txn.begin(self.now())
+                timeout = self.compiled.plan.options.timeout
+                if timeout is not None and cp is not None:
+                    await cp.arm(None, timeout, "transaction_timeout")
+                if listeners:
+                    await emit(self, "on_begin")
+            elif listeners:
+                await emit(self, "on_resume")
+                for event, fields in self.after_resume:  # what resumed it: a completion from outside
+                    await emit(self, event, **fields)
+            if self.after_resume:
+                self.after_resume = []
+            if self.compiled.plan.options.timeout is not None:
+                self._set_deadline()
+            self.fast = cp is None and not listeners and self.deadline is None
+            self.inline_calls = not listeners and self.deadline is None
+            reason = self.reason
+            self.reason = None
+            if reason is not None and cp is not None:
+                await cp.apply_timer(reason, self.reason_step)
+            while True:
+                state = txn.state
+                if state is _X.INVOKING and not txn.failing:
+                    outcome = await self._advance(reason)
+                    reason = None
+                    if outcome is SUSPEND:
+                        if cp is not None:
+                            await cp.suspend()
+                        return
+                    if outcome is _ALL_DONE:
+                        txn.finish_invoking()
+                        break
+                    continue
+                if state is _X.INVOKING:  # a failure asks for compensation
+                    # (Not written here: the first compensation's start commits the move with it.)
+                    await self.begin_compensation("The workflow is compensating: this waiting step was failed.")
+                    continue
+                if state is _X.WAITING_TO_COMPENSATE:
+                    txn.state = _X.COMPENSATING
+                    continue
+                if state is _X.COMPENSATING:
+                    if await self._advance_compensation() is SUSPEND:
+                        if cp is not None:
+                            await cp.suspend()
+                        return
+                    txn.finish_compensating()
+                break
+            if cp is not None:
+                await cp.finished()
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            if self.listeners:  # (engine-wide subscribers only: telemetry ends its spans of this drive)
+                await self._drive_ended(failure)
+
+    async def _drive_ended(self, failure: BaseException | None) -> None:
+        """Tell engine-wide subscribers this process stopped driving the run (finished, waiting, failed)."""
+        fn = self.listeners.get(DRIVE_END)
+        if fn is None:
+            return
         txn = self.txn
-        cp = self.cp
-        listeners = self.listeners
-        if txn.state is _X.NOT_STARTED:
-            txn.begin(self.now())
-            timeout = self.compiled.plan.options.timeout
-            if timeout is not None and cp is not None:
-                await cp.arm(None, timeout, "transaction_timeout")
-            if listeners:
-                await emit(self, "on_begin")
-        elif listeners:
-            await emit(self, "on_resume")
-            for event, fields in self.after_resume:  # what resumed it: a completion from outside
-                await emit(self, event, **fields)
-        if self.after_resume:
-            self.after_resume = []
-        if self.compiled.plan.options.timeout is not None:
-            self._set_deadline()
-        self.fast = cp is None and not listeners and self.deadline is None
-        self.inline_calls = not listeners and self.deadline is None
-        reason = self.reason
-        self.reason = None
-        if reason is not None and cp is not None:
-            await cp.apply_timer(reason, self.reason_step)
-        while True:
-            state = txn.state
-            if state is _X.INVOKING and not txn.failing:
-                outcome = await self._advance(reason)
-                reason = None
-                if outcome is SUSPEND:
-                    if cp is not None:
-                        await cp.suspend()
-                    return
-                if outcome is _ALL_DONE:
-                    txn.finish_invoking()
-                    break
-                continue
-            if state is _X.INVOKING:  # a failure asks for compensation
-                # (Not written here: the first compensation's start commits the move with it.)
-                await self.begin_compensation("The workflow is compensating: this waiting step was failed.")
-                continue
-            if state is _X.WAITING_TO_COMPENSATE:
-                txn.state = _X.COMPENSATING
-                continue
-            if state is _X.COMPENSATING:
-                if await self._advance_compensation() is SUSPEND:
-                    if cp is not None:
-                        await cp.suspend()
-                    return
-                txn.finish_compensating()
-            break
-        if cp is not None:
-            await cp.finished()
+        await fn({"event_type": DRIVE_END, "workflow_id": self.workflow_id, "transaction_id": self.transaction_id,
+                  "run_id": self.run_id, "state": txn.state.value, "finished": txn.is_finished,
+                  "parent_step_idempotency_key": self.parent_step_idempotency_key,
+                  "errors": [e.to_dict() for e in txn.errors] if txn.is_finished else [], "failure": failure})
 
     async def begin_compensation(self, why: str, *, cancel: bool = False) -> None:
         """Start compensating. An async step still waiting for its completion is failed now
@@ -346,6 +367,7 @@ class Run(FastPaths, NestedCalls):
                             r = await r
                     except Exception as exc:  # every compensation error is recorded
                         outcome = txn.compensate_failed(i, exc)
+                        log_step_failure(self, i, "compensate", exc, outcome)
                     else:
                         txn.compensate_succeeded(i, r.output if isinstance(r, StepResponse) else r)
                         continue

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from stepwork.engine.log_fields import log_extra
 from stepwork.errors import StepworkError
 from stepwork.orchestration.execution_view import build_step_record
 
@@ -56,4 +57,6 @@ async def emit(run: StepCalls, event_type: str, *, step: int | None = None, **fi
         if inspect.isawaitable(r):
             await r
     except Exception:
-        logger.exception("The %s handler of workflow %s raised; ignored.", event_type, run.workflow_id)
+        logger.exception("The %s handler of workflow %s raised; ignored.", event_type, run.workflow_id,
+                         extra=log_extra(run.workflow_id, run.transaction_id, run.run_id,
+                                         event["step"]["id"] if step is not None else None))

@@ -12,6 +12,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+from stepwork.engine.log_fields import log_extra
 from stepwork.engine.registry import get_workflow, registered_workflows
 from stepwork.errors import StepworkError
 from stepwork.storage.base import ListQuery, TimerRow
@@ -72,7 +73,7 @@ async def fire_schedule(engine: WorkflowEngine, timer: TimerRow) -> None:
         workflow = get_workflow(timer.workflow_id)
     except StepworkError:
         logger.warning("Tried to execute a scheduled workflow with ID %s that does not exist, removing it from "
-                       "the scheduler.", timer.workflow_id)
+                       "the scheduler.", timer.workflow_id, extra=log_extra(timer.workflow_id, None))
         await engine.store.delete_timer(timer.id)
         return
     schedule = workflow.options.schedule
@@ -99,7 +100,7 @@ async def fire_schedule(engine: WorkflowEngine, timer: TimerRow) -> None:
                                               {"count": count}))
     if not run_it:
         logger.info("Skipped tick %s of %s: its previous run is still running (concurrency \"forbid\").",
-                    tick_iso(tick), workflow.name)
+                    tick_iso(tick), workflow.name, extra=log_extra(workflow.name, None))
         return
     try:
         await engine.run(workflow, {"scheduled_for": tick_iso(tick)},

@@ -10,6 +10,7 @@ from stepwork.container import Container
 from stepwork.engine.compiled import CompiledWorkflow
 from stepwork.engine.ids import new_ulid
 from stepwork.engine.in_memory import execute
+from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
 from stepwork.engine.registry import Runnable, get_workflow
 from stepwork.engine.results import WorkflowResult
@@ -94,7 +95,8 @@ def _warn_if_other_input(compiled: CompiledWorkflow, row: ExecutionRow, input: A
         given = input
     if given != stored:
         logger.warning('Transaction "%s" of workflow "%s" is unfinished: it continues with its stored input, and '
-                       "the different input given to this run call is not used.", row.transaction_id, compiled.name)
+                       "the different input given to this run call is not used.", row.transaction_id, compiled.name,
+                       extra=log_extra(row.workflow_id, row.transaction_id, row.run_id))
 
 
 async def _resume(engine: WorkflowEngine, compiled: CompiledWorkflow, row: ExecutionRow, *, listeners: Any,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.context import StepContext
 from stepwork.engine.faults import fault_point
+from stepwork.engine.log_fields import log_step_failure
 from stepwork.engine.persistence import encode_step_values
 from stepwork.engine.run_events import emit
 from stepwork.engine.step_response import StepResponse, is_skip
@@ -251,6 +252,7 @@ class StepCalls:
             outcome = txn.invoke_failed(i, error, permanent=True, compensate_input=error.compensate_input)
         else:
             outcome = txn.invoke_failed(i, error, permanent=permanent)
+        log_step_failure(self, i, "invoke", error, outcome)  # (a record only if its level is enabled)
         if self.listeners and outcome is not _RETRY:
             await emit(self, "on_step_failure", step=i, errors=[txn.errors[-1].to_dict()])
         return outcome
@@ -334,6 +336,7 @@ class StepCalls:
             except Exception as exc:
                 _note_step(exc, h.name, "compensate")
                 outcome = txn.compensate_failed(i, exc)
+                log_step_failure(self, i, "compensate", exc, outcome)
                 if outcome is _RETRY:
                     continue
                 if cp is not None:

@@ -7,11 +7,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from stepwork.engine.log_fields import log_extra
 from stepwork.errors import StepworkError
 
-__all__ = ["Listeners", "Subscriptions"]
+__all__ = ["DRIVE_END", "Listeners", "Subscriptions"]
 
 logger = logging.getLogger("stepwork.engine")
+
+# Not a per-run event: engine-wide subscribers (``add_global``) only are told, each time this process
+# stops driving a run (it finished, it waits, or the drive raised), with ``run_id``, ``state``,
+# ``finished``, ``parent_step_idempotency_key``, ``errors`` and ``failure``. Telemetry ends its spans
+# there; a run that waits for hours keeps nothing open in memory.
+DRIVE_END = "stepwork.drive_end"
 
 Subscriber = Callable[[dict[str, Any]], Any]
 
@@ -65,6 +72,10 @@ class Subscriptions:
                 return True
         return False
 
+    def global_subscribers(self) -> list[Subscriber]:
+        """The engine-wide subscribers."""
+        return list(self._global.values())
+
     def has(self, workflow_id: str) -> bool:
         return bool(self._by_workflow.get(workflow_id)) or bool(self._global)
 
@@ -99,9 +110,16 @@ class Listeners:
     def __bool__(self) -> bool:
         return bool(self._per_run) or self._subs.has(self._workflow_id)
 
+    def for_child(self, workflow_id: str, transaction_id: str) -> Listeners:
+        """The listeners of a nested run of this one: the engine's subscribers, none of its own."""
+        return Listeners(self._subs, workflow_id, transaction_id, None)
+
     def get(self, event_type: str) -> Callable[[dict[str, Any]], Any] | None:
         own = self._per_run.get(event_type)
-        subscribers = self._subs.matching(self._workflow_id, self._transaction_id)
+        if event_type == DRIVE_END:
+            subscribers = self._subs.global_subscribers()
+        else:
+            subscribers = self._subs.matching(self._workflow_id, self._transaction_id)
         if own is None and not subscribers:
             return None
 
@@ -113,7 +131,7 @@ class Listeners:
                         await r
                 except Exception:
                     logger.exception("The %s handler of workflow %s raised; ignored.", event_type,
-                                     self._workflow_id)
+                                     self._workflow_id, extra=_extra(event))
             for fn in subscribers:
                 try:
                     r = fn(dict(event))
@@ -121,7 +139,13 @@ class Listeners:
                         await r
                 except Exception:
                     logger.exception("A subscriber of workflow %s raised on %s; ignored.", self._workflow_id,
-                                     event_type)
+                                     event_type, extra=_extra(event))
             if event_type == "on_finish":
                 self._subs.drop_transaction(self._workflow_id, self._transaction_id)
         return dispatch
+
+
+def _extra(event: dict[str, Any]) -> dict[str, Any]:
+    step = event.get("step")
+    return log_extra(event.get("workflow_id"), event.get("transaction_id"), event.get("run_id"),
+                     step.get("id") if isinstance(step, dict) else None)

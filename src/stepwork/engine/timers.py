@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
 from stepwork.engine.registry import get_workflow, registered_workflows
 from stepwork.engine.scheduler import fire_schedule
@@ -31,7 +32,8 @@ async def fire_due_timers(engine: WorkflowEngine, *, wait: bool = True) -> None:
         try:
             await _fire(engine, timer)
         except Exception:
-            logger.exception("Timer %s failed; it fires again later.", timer.id)
+            logger.exception("Timer %s failed; it fires again later.", timer.id,
+                             extra=log_extra(timer.workflow_id, timer.transaction_id or None, timer.run_id or None))
     # Side by side: a slow step woken by one timer must not hold up the others; the background
     # loop does not even wait for them (it comes round again at the next poll).
     if wait:
