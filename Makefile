@@ -26,12 +26,21 @@ $(JS_SDK_STAMP): $(JS_SDK)/package.json $(JS_SDK)/package-lock.json
 	cd $(JS_SDK) && npm ci --no-audit --no-fund
 	touch $(JS_SDK_STAMP)
 
+AXE := tests/ui/axe
+AXE_STAMP := $(AXE)/node_modules/.installed
+
+# axe-core (Deque's accessibility checker), pinned by its lock file, for the admin page's accessibility test.
+$(AXE_STAMP): $(AXE)/package.json $(AXE)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed to install axe-core for the admin page's tests (install Node.js 18+)"; exit 1; }
+	cd $(AXE) && npm ci --no-audit --no-fund
+	touch $(AXE_STAMP)
+
 # Debian's Chromium, which the admin page's browser tests drive through Playwright (never `playwright install`).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y chromium; }
 
 ## test: lint, type-check, then the whole suite (starts the services it needs)
-test: $(STAMP) services check $(JS_SDK_STAMP) chromium
+test: $(STAMP) services check $(JS_SDK_STAMP) $(AXE_STAMP) chromium
 	$(PY) -m mypy --config-file tests/typing/mypy.ini tests/typing
 	$(PY) -m pytest -q
 

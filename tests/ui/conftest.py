@@ -104,12 +104,13 @@ class Browsing:
         self.page.wait_for_url(f"**{path.split('?')[0]}*")
         return self.page
 
-    def shot(self, name: str, backend: str, width: int, height: int = 900) -> Path:
-        """A full-page screenshot at ``width`` pixels: test-output/ui/{backend}/{name}-{width}.png."""
+    def shot(self, name: str, backend: str, width: int, height: int = 900, full_page: bool = True) -> Path:
+        """A screenshot at ``width`` pixels: test-output/ui/{backend}/{name}-{width}.png. Full page, but for
+        an open dialog only the window (its backdrop covers the window, not a full page's length)."""
         self.page.set_viewport_size({"width": width, "height": height})
         path = SHOTS / backend / f"{name}-{width}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
 

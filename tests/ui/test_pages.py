@@ -85,6 +85,7 @@ def test_the_list_pages_searches_and_filters(browsing: Browsing, paged: int, bac
     page.fill("#q", "nothing-is-called-this")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="No executions match")).to_be_visible()
+    browsing.shot("list-empty", backend, 1280)
     browsing.shot("list-empty", backend, 390)
     assert not browsing.problems
 
@@ -115,11 +116,11 @@ def test_completing_a_waiting_step_finishes_the_execution_live(browsing: Browsin
     dialog = page.locator("#complete-dialog")
     expect(dialog).to_be_visible()
     page.fill("#complete-body", '{"approved": true')
-    browsing.shot("detail-complete-dialog", backend, 1280)
+    browsing.shot("detail-complete-dialog", backend, 1280, full_page=False)
     page.locator("#complete-go").click()
     expect(page.locator("#complete-error")).to_contain_text("not valid JSON")  # refused in the page
     page.fill("#complete-body", '{"approved": true}')
-    browsing.shot("detail-complete-dialog", backend, 390)
+    browsing.shot("detail-complete-dialog", backend, 390, full_page=False)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.locator("#complete-go").click()
     expect(dialog).to_be_hidden()
@@ -162,7 +163,8 @@ def test_cancelling_an_execution_compensates_it(browsing: Browsing, backend: str
     mark(page)
     page.locator("[data-act=cancel]").click()
     expect(page.locator("#confirm-dialog")).to_be_visible()
-    browsing.shot("detail-cancel-dialog", backend, 390)
+    browsing.shot("detail-cancel-dialog", backend, 1280, full_page=False)
+    browsing.shot("detail-cancel-dialog", backend, 390, full_page=False)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.keyboard.press("Escape")  # the dialog closes with the keyboard, nothing done
     expect(page.locator("#confirm-dialog")).to_be_hidden()

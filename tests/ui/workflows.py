@@ -43,3 +43,27 @@ def _page(data: dict[str, Any]) -> dict[str, Any]:
 
 paged_step = create_step("ui-page", _page, lambda _: None)
 paged = create_workflow({"name": "ui-paged", **STORED}, lambda data: WorkflowResponse(paged_step(data)))
+
+# Ids the API's paths must encode ("?", "#", "%", spaces, unicode) and one with "/" (which no path can carry).
+ODD_NAME = "ui odd ?#% ü"
+SLASH_NAME = "ui/slash"
+
+
+def _hold(_: Any) -> None:
+    return None  # async: the step waits for its response from outside
+
+
+def _after(held: Any) -> dict[str, Any]:
+    return {"after": held}
+
+
+hold = create_step({"name": "ui-hold", "async": True}, _hold)
+after = create_step("ui-after", _after)
+
+
+def _held(data: Any) -> WorkflowResponse[Any]:
+    return WorkflowResponse(after(hold(data)))
+
+
+odd = create_workflow({"name": ODD_NAME, **STORED}, _held)
+slash = create_workflow({"name": SLASH_NAME, **STORED}, _held)

@@ -37,6 +37,8 @@ _env = Environment(loader=PackageLoader("stepwork.http.ui", "templates"),
                    autoescape=select_autoescape(["html"], default_for_string=True, default=True),
                    trim_blocks=True, lstrip_blocks=True)
 _env.globals.update(tone=views.tone, STATES=views.STATES, LIST=LIST)
+# A path segment: "/", "?", "#", "%" and the rest encoded (Jinja's own urlencode keeps "/").
+_env.filters["seg"] = lambda value: quote(str(value), safe="")
 
 
 def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -216,7 +218,19 @@ async def _detail_context(request: Request, id: str) -> dict[str, Any] | None:
             "updated_at": views.time_text(record.get("updated_at"))}
 
 
-@router.get("/settings/workflows/{id}")
+@router.get("/settings/workflows/{id:path}/_body")
+async def detail_body(request: Request, id: str) -> Response:
+    """An execution's body alone (what the page's script swaps in while it moves). Declared before the
+    page: with ``{id:path}`` (an id may hold "/"), the page's route would take ``…/_body`` too."""
+    if await _session(request) is None:
+        return _unauthorized()
+    context = await _detail_context(request, id)
+    if context is None:
+        return JSONResponse({"type": "not_found", "message": f'No execution "{id[:64]}".'}, 404)
+    return _render("_body.html", **context)
+
+
+@router.get("/settings/workflows/{id:path}")
 async def detail_page(request: Request, id: str) -> Response:
     """One execution: its state, progress, step graph, steps, payload, raw JSON and actions."""
     session = await _session(request)
@@ -226,14 +240,3 @@ async def detail_page(request: Request, id: str) -> Response:
     if context is None:
         return _render("missing.html", 404, session=session, id=id)
     return _render("detail.html", session=session, **context)
-
-
-@router.get("/settings/workflows/{id}/_body")
-async def detail_body(request: Request, id: str) -> Response:
-    """An execution's body alone (what the page's script swaps in while it moves)."""
-    if await _session(request) is None:
-        return _unauthorized()
-    context = await _detail_context(request, id)
-    if context is None:
-        return JSONResponse({"type": "not_found", "message": f'No execution "{id[:64]}".'}, 404)
-    return _render("_body.html", **context)

@@ -177,7 +177,13 @@
     document.getElementById("complete-body").addEventListener("input", () => { completeError.hidden = true; });
     function confirmWith(title, text, button, act) {
       document.getElementById("confirm-title").textContent = title;
-      document.getElementById("confirm-text").textContent = text;
+      // The text's parts: strings, and ids as [value] (shown as code); built as nodes, never as HTML.
+      document.getElementById("confirm-text").replaceChildren(...[].concat(text).map((part) => {
+        if (typeof part === "string") return document.createTextNode(part);
+        const code = document.createElement("code");
+        code.textContent = part[0];
+        return code;
+      }));
       document.getElementById("confirm-go").textContent = button;
       ask(confirm, confirmError, act);
     }
@@ -186,7 +192,8 @@
       if (!button) return;
       const step = button.dataset.name;
       if (button.dataset.act === "cancel") {
-        confirmWith("Cancel this execution?", `The completed steps of ${tx} are compensated (rolled back) and it ends reverted.`,
+        confirmWith("Cancel this execution?",
+          ["The completed steps of transaction ", [tx], " are compensated (rolled back) and it ends reverted."],
           "Cancel execution", async () => {
             const data = await post(`${API}/${seg(wf)}/${seg(tx)}/cancel`);
             toast(`Cancelled: the execution is ${data.workflow_execution.state}.`);
