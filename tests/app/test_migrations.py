@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -88,3 +89,39 @@ def test_module_arguments_are_checked(tmp_path: Path) -> None:
         Module("Brand Module", object())
     with pytest.raises(StepworkError, match="not a directory"):
         Module("brand", object(), migrations=tmp_path / "missing")
+
+
+
+def _migrate_in_a_process(url: str, start: Any) -> dict[str, list[str]]:
+    from stepwork.app.migrations import upgrade_modules
+
+    app = App([brand_module(), product_module], url, auto_migrate=False)
+    with app.sqlalchemy_engine.connect():
+        pass  # connected: the processes now start migrating within a millisecond of each other
+    start.wait()
+    try:
+        return upgrade_modules(app.sqlalchemy_engine, app.modules)
+    finally:
+        app.query.close()
+
+
+@pytest.mark.skipif("postgres" not in APP_BACKENDS, reason="PostgreSQL left out by STEPWORK_TEST_BACKENDS")
+async def test_workers_starting_together_migrate_one_at_a_time() -> None:
+    """Processes migrating one PostgreSQL database at once (the workers of a deploy starting
+    together) all succeed: each module's migration is serialized, the later ones find it done;
+    so do two applications migrating at once in one process."""
+    import asyncio
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with throwaway_pg_database("stepwork_app") as url:
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
+            start = manager.Barrier(4)
+            results = list(pool.map(_migrate_in_a_process, [url] * 4, [start] * 4))
+        assert results == [{"brand": ["0002"], "product": []}] * 4
+        apps = [App([brand_module(), product_module], url, auto_migrate=False) for _ in range(2)]
+        assert await asyncio.gather(*(app.migrate() for app in apps)) == [{"brand": ["0002"], "product": []}] * 2
+        assert _version(apps[0], "brand") == ["0002"]
+        assert "product" in sa.inspect(apps[0].sqlalchemy_engine).get_table_names()
+        apps[0].query.close()

@@ -41,9 +41,10 @@ def test_create_brand_publishes_and_announces(shop: Shop) -> None:
         note = f"Welcome, {name}! (brand {brand['id']})"
         _wait_for(lambda: note in shop.notes, "the brand.created subscriber")
         got = client.get(f"/brands/{brand['id']}")
-        assert got.status_code == 200 and got.json()["brand"]["name"] == name
+        assert got.status_code == 200 and got.json()["brand"] == brand  # created_at read back as written
         listed = client.get("/brands", params={"q": name.split()[1]}).json()
-        assert [b["id"] for b in listed["brands"]] == [brand["id"]] and listed["count"] == 1
+        assert listed["brands"] == [brand] and listed["count"] == 1
+        assert brand["created_at"].endswith("Z")
     assert shop.notes.count(note) == 1
 
 

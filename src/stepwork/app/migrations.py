@@ -8,6 +8,8 @@ migrations gets its models' tables created as declared (``CREATE TABLE IF NOT EX
 
 from __future__ import annotations
 
+import threading
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,11 +47,26 @@ def upgrade_modules(engine: sa.Engine, modules: Iterable[Module], revision: str 
     return done
 
 
+# Alembic's EnvironmentContext installs itself as the process-wide ``alembic.context``: two threads
+# running migrations at once would see each other's, so a process runs one at a time.
+_ALEMBIC = threading.Lock()
+
+
+def _serialize(conn: sa.Connection, module: Module) -> None:
+    """Hold a per-module lock until the transaction ends, so that workers starting together on one
+    PostgreSQL database migrate one at a time (the second finds the work done) instead of racing
+    on the version table or ``CREATE TABLE``. SQLite serializes writers by itself."""
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(f"stepwork.module.{module.name}".encode())  # stable across processes, fits a bigint
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def _upgrade(engine: sa.Engine, module: Module, revision: str) -> list[str]:
     if module.migrations is None:
         tables = [model.__table__ for model in module.models if hasattr(model, "__table__")]
         if tables:
             with engine.begin() as conn:
+                _serialize(conn, module)
                 tables[0].metadata.create_all(conn, tables=tables, checkfirst=True)
         return []
     config, script = _script(module)
@@ -57,7 +74,9 @@ def _upgrade(engine: sa.Engine, module: Module, revision: str) -> list[str]:
     def upgrade(rev: Any, context: Any) -> Any:
         return script._upgrade_revs(revision, rev)
 
-    with engine.begin() as conn, EnvironmentContext(config, script, fn=upgrade, destination_rev=revision) as env:
+    with _ALEMBIC, engine.begin() as conn, \
+            EnvironmentContext(config, script, fn=upgrade, destination_rev=revision) as env:
+        _serialize(conn, module)
         env.configure(connection=conn, version_table=module.version_table)
         with env.begin_transaction():
             env.run_migrations()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypedDict
 
 import sqlalchemy as sa
@@ -25,7 +25,12 @@ class BrandData(TypedDict):
 
 
 def _data(brand: Brand) -> BrandData:
-    return BrandData(id=brand.id, name=brand.name, created_at=brand.created_at.isoformat())
+    return BrandData(id=brand.id, name=brand.name, created_at=_iso(brand.created_at))
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as stepwork writes every time it hands out (query results too)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class BrandModuleService:
