@@ -269,7 +269,7 @@ def _time_shape(client: Any, path: str, params: dict[str, Any], n: int, warm: in
     times: list[float] = []
     ok = True
     body: dict[str, Any] = {}
-    size = 0
+    size = wire = 0
     error = ""
     for _ in range(n):
         t0 = time.perf_counter()
@@ -277,14 +277,15 @@ def _time_shape(client: Any, path: str, params: dict[str, Any], n: int, warm: in
         times.append((time.perf_counter() - t0) * 1000)
         if response.status_code != 200 and ok:
             ok, error = False, f"{response.status_code} {response.text[:200]}"
-        size = len(response.content)
+        size, wire = len(response.content), response.num_bytes_downloaded
     if ok:
         body = response.json()
         ok = bool(check(body))
     times.sort()
     p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
     out = {"median_ms": round(statistics.median(times), 2), "p99_ms": round(p99, 2), "total_ms": round(sum(times), 1),
-           "min_ms": round(times[0], 2), "requests": n, "response_bytes": size, "ok": ok,
+           "min_ms": round(times[0], 2), "requests": n, "response_bytes": size,
+           "wire_bytes": wire, "ok": ok,
            **({"error": error} if error else {})}
     if "workflow_executions" in body:
         out |= {"rows": len(body["workflow_executions"]), "count": body["count"]}

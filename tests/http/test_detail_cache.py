@@ -65,3 +65,21 @@ def test_the_body_cache_keeps_at_most_its_limit_dropping_the_least_recently_used
     assert (cache.get(("d",)), cache.size) == (None, 8)
     cache.put(("a",), b"12")  # replaced: its old size is given back
     assert cache.size == 6
+
+
+async def test_a_client_that_accepts_gzip_gets_the_kept_body_compressed(client: httpx.AsyncClient, tx: str) -> None:
+    """gzip for clients that ask for it (httpx, browsers do), the plain body for the others; each
+    representation has its own ETag, and either one answers If-None-Match with a 304."""
+    await client.post(f"{BASE}/http-hello/run", json={"input": {"name": "Zed" * 400}, "transaction_id": tx})
+    plain = await client.get(f"{BASE}/http-hello/{tx}", headers={"Accept-Encoding": "identity"})
+    zipped = await client.get(f"{BASE}/http-hello/{tx}", headers={"Accept-Encoding": "br, gzip;q=0.8"})
+    assert "content-encoding" not in plain.headers and zipped.headers["content-encoding"] == "gzip"
+    assert plain.headers["vary"] == zipped.headers["vary"] == "Accept-Encoding"
+    assert zipped.content == plain.content and zipped.json()["workflow_execution"]["state"] == "done"
+    assert zipped.num_bytes_downloaded < len(plain.content) / 3
+    assert zipped.headers["etag"] != plain.headers["etag"]
+    refused = await client.get(f"{BASE}/http-hello/{tx}", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+    for tag in (plain.headers["etag"], zipped.headers["etag"]):
+        again = await client.get(f"{BASE}/http-hello/{tx}", headers={"If-None-Match": tag})
+        assert again.status_code == 304

@@ -9,10 +9,15 @@ updated_at, retention_time, fields), in a least-recently-used cache bounded in b
 reads the row (one indexed read) and answers with the kept body, or with 304 when its
 ``If-None-Match`` names the body's ETag. Unfinished executions are assembled every time and have
 no ETag (their step rows move without a version bump).
+
+A client that accepts gzip (browsers, httpx, the js-sdk's fetch) gets a kept body compressed, once,
+at level 6 and kept beside it: Medusa's step ids repeat so much that 25.6 MB become ~350 KB, which
+a client inflates in ~15 ms, where moving the plain bytes over loopback alone takes ~30 ms.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import weakref
 from collections import OrderedDict
@@ -31,6 +36,7 @@ from stepwork.storage.rows import FINISHED
 __all__ = ["MAX_CACHED_BYTES", "BodyCache", "record_response"]
 
 MAX_CACHED_BYTES = 64 * 1024 * 1024  # per engine: two records of 1,000-step workflows, thousands of short ones
+_GZIP_FROM = 1024  # bytes: a smaller body gains too little from compression to be worth it
 
 
 class BodyCache:
@@ -75,6 +81,14 @@ def _etag(key: tuple[object, ...]) -> str:
     return '"' + hashlib.sha256(repr(key).encode()).hexdigest()[:32] + '"'
 
 
+def _accepts_gzip(request: Request) -> bool:
+    for part in request.headers.get("accept-encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
 def _matches(request: Request, etag: str) -> bool:
     header = request.headers.get("if-none-match")
     if header is None:
@@ -91,16 +105,28 @@ async def record_response(request: Request, engine: WorkflowEngine, row: Executi
         return _response(record_body("workflow_execution", select(execution.to_dict(), fields)))
     key = (row.id, row.version, row.updated_at, row.retention_time, tuple(fields))
     etag = _etag(key)
-    if _matches(request, etag):
-        return Response(status_code=304, headers={"ETag": etag})
+    zipped = _accepts_gzip(request)
+    # One ETag per representation (a cache must not answer a plain request with gzip bytes).
+    tag = etag[:-1] + '-gzip"' if zipped else etag
+    if _matches(request, etag) or _matches(request, etag[:-1] + '-gzip"'):
+        return Response(status_code=304, headers={"ETag": tag, "Vary": "Accept-Encoding"})
     cache = _cache(engine)
     body = cache.get(key)
     if body is None:
         execution = await assemble_row(engine, row)
         body = record_body("workflow_execution", select(execution.to_dict(), fields))
         cache.put(key, body)
+    if zipped and len(body) >= _GZIP_FROM:
+        gz_key = (*key, "gzip")
+        compressed = cache.get(gz_key)
+        if compressed is None:
+            compressed = gzip.compress(body, 6, mtime=0)
+            cache.put(gz_key, compressed)
+        return Response(compressed, media_type="application/json",
+                        headers={"ETag": tag, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
     return _response(body, etag)
 
 
 def _response(body: bytes, etag: str | None = None) -> Response:
-    return Response(body, media_type="application/json", headers={"ETag": etag} if etag else None)
+    headers = {"ETag": etag, "Vary": "Accept-Encoding"} if etag else None
+    return Response(body, media_type="application/json", headers=headers)
