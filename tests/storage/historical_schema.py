@@ -345,3 +345,92 @@ END $stepwork$"""]
 HISTORIES["sqlite"]["v5"] = [(1, SQLITE_V1), (2, SQLITE_V2), (3, SQLITE_V3), (4, SQLITE_V4), (5, SQLITE_V5)]
 HISTORIES["postgresql"]["v5"] = [(1, POSTGRES_V1), (2, POSTGRES_V2), (3, POSTGRES_V3), (4, POSTGRES_V4),
                                  (5, POSTGRES_V5)]
+
+# Version 6 (q's search table kept by triggers; SQLite with FTS5's trigram tokenizer).
+SQLITE_V6 = [
+    ('CREATE VIRTUAL TABLE IF NOT EXISTS workflow_execution_search USING fts5(workflow_id, '
+     "transaction_id, run_id, content='', tokenize='trigram')"),
+    ('CREATE TRIGGER IF NOT EXISTS trg_wfe_search_insert AFTER INSERT ON workflow_execution WHEN '
+     'new.deleted_at IS NULL BEGIN INSERT INTO workflow_execution_search (rowid, workflow_id, '
+     'transaction_id, run_id) VALUES (new.rowid, new.workflow_id, new.transaction_id, new.run_id); '
+     'END'),
+    ('CREATE TRIGGER IF NOT EXISTS trg_wfe_search_delete AFTER DELETE ON workflow_execution WHEN '
+     'old.deleted_at IS NULL BEGIN INSERT INTO workflow_execution_search (workflow_execution_search, '
+     "rowid, workflow_id, transaction_id, run_id) VALUES ('delete', old.rowid, old.workflow_id, "
+     'old.transaction_id, old.run_id); END'),
+    ('CREATE TRIGGER IF NOT EXISTS trg_wfe_search_update AFTER UPDATE OF workflow_id, '
+     'transaction_id, run_id, deleted_at ON workflow_execution BEGIN INSERT INTO '
+     'workflow_execution_search (workflow_execution_search, rowid, workflow_id, transaction_id, '
+     "run_id) SELECT 'delete', old.rowid, old.workflow_id, old.transaction_id, old.run_id WHERE "
+     'old.deleted_at IS NULL; INSERT INTO workflow_execution_search (rowid, workflow_id, '
+     'transaction_id, run_id) SELECT new.rowid, new.workflow_id, new.transaction_id, new.run_id '
+     'WHERE new.deleted_at IS NULL; END'),
+    ('INSERT INTO workflow_execution_search (rowid, workflow_id, transaction_id, run_id) SELECT '
+     'rowid, workflow_id, transaction_id, run_id FROM workflow_execution WHERE deleted_at IS NULL'),
+]
+POSTGRES_V6 = [
+    ('CREATE TABLE IF NOT EXISTS workflow_execution_search (workflow_id TEXT NOT NULL, '
+     'transaction_id TEXT NOT NULL, run_id TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL, ids TEXT '
+     'NOT NULL, PRIMARY KEY (workflow_id, transaction_id, run_id))'),
+    ('INSERT INTO workflow_execution_search (workflow_id, transaction_id, run_id, created_at, ids) '
+     'SELECT workflow_id, transaction_id, run_id, created_at, lower(transaction_id || chr(31) || '
+     'run_id) FROM workflow_execution WHERE deleted_at IS NULL ON CONFLICT DO NOTHING'),
+    """DO $stepwork$
+DECLARE trgm_schema text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+            RETURN;
+        END IF;
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+        EXCEPTION WHEN insufficient_privilege OR invalid_schema_name OR undefined_file THEN
+            RETURN;
+        END;
+    END IF;
+    SELECT n.nspname INTO trgm_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'pg_trgm';
+    EXECUTE format('CREATE INDEX IF NOT EXISTS idx_wfe_search_ids ON workflow_execution_search USING gin '
+                   '(ids %I.gin_trgm_ops)', trgm_schema);
+END $stepwork$""",
+    """DO $stepwork$
+BEGIN
+    EXECUTE format($f$
+CREATE OR REPLACE FUNCTION %1$I.stepwork_wfe_search() RETURNS trigger LANGUAGE plpgsql AS $body$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE %1$I.workflow_execution_search;
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' AND OLD.deleted_at IS NULL THEN
+        DELETE FROM %1$I.workflow_execution_search WHERE workflow_id = OLD.workflow_id
+            AND transaction_id = OLD.transaction_id AND run_id = OLD.run_id;
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.deleted_at IS NULL THEN
+        INSERT INTO %1$I.workflow_execution_search (workflow_id, transaction_id, run_id, created_at, ids)
+            VALUES (NEW.workflow_id, NEW.transaction_id, NEW.run_id, NEW.created_at, lower(NEW.transaction_id || chr(31) || NEW.run_id))
+            ON CONFLICT (workflow_id, transaction_id, run_id) DO UPDATE SET created_at = EXCLUDED.created_at, ids = EXCLUDED.ids;
+    END IF;
+    RETURN NULL;
+END $body$$f$, current_schema());
+END $stepwork$""",  # noqa: E501
+    'DROP TRIGGER IF EXISTS trg_wfe_search_insert ON workflow_execution',
+    ('CREATE TRIGGER trg_wfe_search_insert AFTER INSERT ON workflow_execution FOR EACH ROW EXECUTE '
+     'FUNCTION stepwork_wfe_search()'),
+    'DROP TRIGGER IF EXISTS trg_wfe_search_delete ON workflow_execution',
+    ('CREATE TRIGGER trg_wfe_search_delete AFTER DELETE ON workflow_execution FOR EACH ROW EXECUTE '
+     'FUNCTION stepwork_wfe_search()'),
+    'DROP TRIGGER IF EXISTS trg_wfe_search_truncate ON workflow_execution',
+    ('CREATE TRIGGER trg_wfe_search_truncate AFTER TRUNCATE ON workflow_execution FOR EACH STATEMENT '
+     'EXECUTE FUNCTION stepwork_wfe_search()'),
+    'DROP TRIGGER IF EXISTS trg_wfe_search_update ON workflow_execution',
+    ('CREATE TRIGGER trg_wfe_search_update AFTER UPDATE OF workflow_id, transaction_id, run_id, '
+     'deleted_at, created_at ON workflow_execution FOR EACH ROW WHEN (OLD.workflow_id IS DISTINCT '
+     'FROM NEW.workflow_id OR OLD.transaction_id IS DISTINCT FROM NEW.transaction_id OR OLD.run_id '
+     'IS DISTINCT FROM NEW.run_id OR OLD.created_at IS DISTINCT FROM NEW.created_at OR '
+     '(OLD.deleted_at IS NULL) <> (NEW.deleted_at IS NULL)) EXECUTE FUNCTION stepwork_wfe_search()'),
+    'DROP INDEX IF EXISTS idx_wfe_search',
+]
+
+HISTORIES["sqlite"]["v6"] = [*HISTORIES["sqlite"]["v5"], (6, SQLITE_V6)]
+HISTORIES["postgresql"]["v6"] = [*HISTORIES["postgresql"]["v5"], (6, POSTGRES_V6)]

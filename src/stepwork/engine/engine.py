@@ -19,6 +19,7 @@ from stepwork.engine.context import StepContext
 from stepwork.engine.definitions import Definitions
 from stepwork.engine.ids import new_ulid
 from stepwork.engine.nested import StoredNested
+from stepwork.engine.queue import QueueWorker
 from stepwork.engine.records import WorkflowExecution
 from stepwork.engine.registry import Runnable, get_workflow
 from stepwork.engine.results import TransactionInfo, WorkflowResult
@@ -40,14 +41,21 @@ logger = logging.getLogger("stepwork.engine")
 class WorkflowEngine:
     """Runs workflows and keeps their executions.
 
-    ``WorkflowEngine(database_url=None, *, lease_ttl=30.0, poll_interval=1.0, cleanup_interval=1800.0)``;
-    ``async with engine:`` starts it (migrations, timer loop, recovery, cleanup) and stops it.
-    The engine registers itself in ``engine.container`` as ``Modules.WORKFLOW_ENGINE``.
+    ``WorkflowEngine(database_url=None, *, lease_ttl=30.0, poll_interval=1.0, cleanup_interval=1800.0,
+    concurrency=10)``; ``async with engine:`` starts it (migrations, timer loop, recovery, cleanup,
+    the claim loop of queued runs) and stops it. ``concurrency``: how many queued runs it drives at
+    once (0: it queues runs but claims none). The engine registers itself in ``engine.container`` as
+    ``Modules.WORKFLOW_ENGINE``.
     """
 
     def __init__(self, database_url: str | None = None, *, lease_ttl: float = 30.0, poll_interval: float = 1.0,
                  cleanup_interval: float = 1800.0, container: Container | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, concurrency: int = 10) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 0:
+            raise StepworkError(StepworkError.Types.INVALID_DATA,
+                                f"concurrency must be a whole number of runs >= 0 (0: queue runs, never claim "
+                                f"them), got {concurrency!r}.")
+        self.queue = QueueWorker(self, concurrency)
         self.lease_ttl = positive("lease_ttl", lease_ttl)
         self.poll_interval = positive("poll_interval", poll_interval)
         self.cleanup_interval = positive("cleanup_interval", cleanup_interval)
@@ -88,17 +96,29 @@ class WorkflowEngine:
         await arm_schedules(self)
         await recovery.recover_orphans(self)
         await fire_due_timers(self)
+        self.queue.reset()
         self._tasks = [asyncio.create_task(self._loop(self._poll, self.poll_interval), name="stepwork-timers"),
                        asyncio.create_task(self._loop(self._renew, self.lease_ttl / 3), name="stepwork-leases"),
                        asyncio.create_task(self._loop(self.cleanup_expired_executions, self.cleanup_interval,
-                                                      first=False), name="stepwork-cleanup")]
+                                                      first=False), name="stepwork-cleanup"),
+                       asyncio.create_task(self.queue.loop(), name="stepwork-queue"),
+                       asyncio.create_task(self.store.watch_queue(self.queue.wake.set), name="stepwork-listen")]
 
-    async def stop(self) -> None:
-        """Stop the background loops and close the store."""
+    async def stop(self, *, grace: float = 0.0) -> None:
+        """Stop taking work (queued runs, timers, recoveries); wait up to ``grace`` seconds for the runs
+        this engine's loops are driving; stop the rest, put those back in the queue (another engine
+        claims them at once, instead of after their lease expires), and close the store."""
         if not self._started:
             return
+        renewal = self._tasks[1]  # leases are renewed while the runs in flight finish
         for task in self._tasks:
-            task.cancel()
+            if task is not renewal:
+                task.cancel()
+        if grace > 0:
+            await self.queue.settle(grace)
+            if self._inflight:  # timers fired and recoveries
+                await asyncio.wait(list(self._inflight), timeout=grace)
+        renewal.cancel()
         for task in list(self.background):
             task.cancel()
         for task in [*self._tasks, *self.background]:
@@ -106,6 +126,10 @@ class WorkflowEngine:
                 await task
         self._tasks = []
         self._started = False
+        try:
+            await self.store.requeue_abandoned(self.owner, self.clock.time())
+        except Exception:  # they are taken over when their leases expire instead
+            logger.exception("Putting the runs this engine stopped back in the queue failed.")
         detach_engine_query(self._query)
         await self.store.close()
 
@@ -150,6 +174,8 @@ class WorkflowEngine:
         await arm_schedules(self)
         await fire_due_timers(self, wait=wait)
         await recovery.recover_orphans(self, wait=wait)
+        if wait:
+            await self.queue.claim(wait=True)  # (the claim loop takes them otherwise, woken or polling)
         if wait and self._inflight:
             # What the background loop woke just before (it may have claimed the timers first).
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
@@ -215,18 +241,23 @@ class WorkflowEngine:
     async def run(self, workflow_or_id: Runnable | str, input: Any = None, *,
                   transaction_id: str | None = None, context: Mapping[str, Any] | None = None,
                   throw_on_error: bool = True, events: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
-                  result_from: str | None = None, container: Container | None = None) -> WorkflowResult[Any]:
+                  result_from: str | None = None, container: Container | None = None, queue: bool = False,
+                  priority: int = 0) -> WorkflowResult[Any]:
         """Run a workflow (an object or a registered name) through this engine.
 
         A stored workflow (``store``, async steps, timeouts, retry intervals, ``idempotent``,
         ``retention_time``…) is checkpointed at every step; running again with the id of an
         unfinished execution resumes it; with a finished one, an ``idempotent`` workflow returns the
         stored result, otherwise a new run starts.
+
+        ``queue=True`` stores the run (whatever ``store`` says) and returns at once, unfinished; any
+        engine sharing the database that defines the workflow claims and drives it, ``priority``
+        (higher first) then oldest first. Given the id of an unfinished execution, it leaves it as it is.
         """
         self._require_started()
         return await starting.run(self, workflow_or_id, input, transaction_id=transaction_id, context=context,
                                   throw_on_error=throw_on_error, events=events, result_from=result_from,
-                                  container=container)
+                                  container=container, queue=queue, priority=priority)
 
     # -- completions from outside -----------------------------------------------------------------
 

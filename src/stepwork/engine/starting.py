@@ -12,6 +12,7 @@ from stepwork.engine.ids import new_ulid
 from stepwork.engine.in_memory import execute
 from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
+from stepwork.engine.queue import enqueue, queued_options, queued_result
 from stepwork.engine.registry import Runnable, get_workflow
 from stepwork.engine.results import WorkflowResult
 from stepwork.engine.run_events import validate_events
@@ -33,12 +34,15 @@ _INVALID = StepworkError.Types.INVALID_DATA
 async def run(engine: WorkflowEngine, workflow_or_id: Runnable | str, input: Any = None, *,
               transaction_id: str | None = None, context: Mapping[str, Any] | None = None,
               throw_on_error: bool = True, events: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
-              result_from: str | None = None, container: Container | None = None) -> WorkflowResult[Any]:
+              result_from: str | None = None, container: Container | None = None, queue: bool = False,
+              priority: int = 0) -> WorkflowResult[Any]:
     """See :meth:`WorkflowEngine.run`."""
     workflow = get_workflow(workflow_or_id) if isinstance(workflow_or_id, str) else workflow_or_id
     if not hasattr(workflow, "compiled"):
         raise StepworkError(_INVALID, f"run() takes a workflow or a workflow's name, got {workflow_or_id!r}.")
     compiled = workflow.compiled
+    if queue:
+        priority = queued_options(events, result_from, priority)
     per_run = validate_events(events) if events else None
     if result_from is not None:
         compiled.plan.step(result_from)
@@ -58,7 +62,7 @@ async def run(engine: WorkflowEngine, workflow_or_id: Runnable | str, input: Any
     ctx["transaction_id"] = transaction_id
     ctx["event_group_id"] = event_group_id
     listeners = Listeners(engine.subscriptions, compiled.name, transaction_id, per_run)
-    if not compiled.plan.store:
+    if not compiled.plan.store and not queue:  # (queuing stores the run: another process may drive it)
         return await execute(compiled, input, container=container or engine.container, context=ctx,
                              transaction_id=transaction_id, throw_on_error=throw_on_error,
                              result_from=result_from, listeners=listeners)
@@ -74,12 +78,16 @@ async def run(engine: WorkflowEngine, workflow_or_id: Runnable | str, input: Any
         if explicit:
             existing = await engine.store.latest(compiled.name, transaction_id)
             if existing is not None:
+                if existing.state not in FINISHED and queue:  # queued or running already: once is enough
+                    return await queued_result(engine, compiled, existing)
                 if existing.state not in FINISHED:
                     _warn_if_other_input(compiled, existing, input)
                     return await _resume(engine, compiled, existing, listeners=listeners,
                                          throw_on_error=throw_on_error, result_from=result_from)
                 if compiled.plan.options.idempotent:
                     return await _stored_result(engine, compiled, existing, listeners, throw_on_error, result_from)
+        if queue:
+            return await enqueue(engine, compiled, input, transaction_id, ctx, event_group_id, listeners, priority)
         new = await create(engine, compiled, input, transaction_id, ctx, event_group_id, listeners)
         await engine.drive(new)
         return await finish(new, throw_on_error=throw_on_error, result_from=result_from)

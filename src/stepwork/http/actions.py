@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from stepwork.engine.ids import new_ulid
 from stepwork.engine.results import WorkflowResult
 from stepwork.engine.step_response import StepResponse
+from stepwork.errors import StepworkError
 from stepwork.http.errors import no_execution
 from stepwork.http.executions import latest_record
 from stepwork.http.models import (
@@ -44,9 +45,15 @@ async def run_workflow(request: Request, workflow_id: str, body: RunBody) -> JSO
     check_id(workflow_id, "workflow_id")
     rt = runtime(request)
     transaction_id = body.transaction_id or "auto-" + new_ulid()
-    settled, result = await rt.settle(
-        rt.engine.run(workflow_id, body.input, transaction_id=transaction_id, throw_on_error=False),
-        f"run {workflow_id}/{transaction_id}")
+    if body.queue:  # stored for a worker (docs/workers.md): the acknowledgement comes at once
+        run = rt.engine.run(workflow_id, body.input, transaction_id=transaction_id, queue=True,
+                            priority=body.priority)
+    elif body.priority:
+        raise StepworkError(StepworkError.Types.INVALID_DATA, "priority applies to a queued run: give "
+                                                              '"queue": true with it.')
+    else:
+        run = rt.engine.run(workflow_id, body.input, transaction_id=transaction_id, throw_on_error=False)
+    settled, result = await rt.settle(run, f"run {workflow_id}/{transaction_id}")
     if settled:
         assert isinstance(result, WorkflowResult)
         done = result.acknowledgement

@@ -75,10 +75,13 @@ class ExecutionOne(BaseModel):
 
 
 class RunBody(_Body):
-    """``POST …/{workflow_id}/run``: the workflow's input, and optionally its transaction id."""
+    """``POST …/{workflow_id}/run``: the workflow's input, and optionally its transaction id; beyond
+    Medusa, ``queue`` (store the run for a worker and answer at once) and its ``priority``."""
 
     input: Any = None
     transaction_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
+    queue: bool = False
+    priority: int = 0
 
     @field_validator("transaction_id")
     @classmethod

@@ -10,13 +10,15 @@ Times are epoch seconds (floats) in these records; stores convert to their colum
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from stepwork.errors import StepworkError
 
 __all__ = [
+    "QUEUE_CHANNEL",
+    "Claimed",
     "ExecutionKey",
     "ExecutionRow",
     "ExecutionStore",
@@ -41,6 +43,16 @@ class ExecutionKey(NamedTuple):
     workflow_id: str
     transaction_id: str
     run_id: str
+
+
+class Claimed(NamedTuple):
+    """A queued execution claimed by an engine: its key and the version its lease gave it."""
+
+    key: ExecutionKey
+    version: int
+
+
+QUEUE_CHANNEL = "stepwork_queue"  # PostgreSQL: what a queued run is announced on (NOTIFY)
 
 
 @dataclass(slots=True)
@@ -225,3 +237,23 @@ class ExecutionStore(Protocol):
 
     async def next_due(self) -> float | None:
         """The earliest due time of any timer."""
+
+    async def enqueue(self, row: ExecutionRow, priority: int) -> None:
+        """Insert a queued execution (``row``: ``not_started``, no lease; queued at ``row.created_at``)
+        for any engine to claim. ``conflict`` as :meth:`insert`. PostgreSQL also notifies
+        :data:`QUEUE_CHANNEL` in the same transaction, so listening engines wake when it commits."""
+
+    async def claim_queued(self, owner: str, lease_until: float, limit: int,
+                           workflow_ids: Collection[str]) -> list[Claimed]:
+        """Claim up to ``limit`` queued executions of ``workflow_ids`` for ``owner`` (their lease until
+        ``lease_until``; they leave the queue), highest priority first, then oldest queued. Engines
+        claiming at once never get the same execution, and never wait for each other."""
+
+    async def requeue_abandoned(self, owner: str, now: float) -> int:
+        """Put back in the queue (queued at ``now``, no lease) the unfinished executions ``owner``
+        abandoned (stopped driving half-way), so that another engine claims them at once instead of
+        after their lease expires; return how many. PostgreSQL notifies :data:`QUEUE_CHANNEL`."""
+
+    async def watch_queue(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` whenever another process queues a run, until cancelled (PostgreSQL:
+        ``LISTEN``; a store without notifications returns at once, and engines poll)."""

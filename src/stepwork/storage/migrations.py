@@ -125,9 +125,22 @@ def _v6(dialect: Dialect) -> list[str]:
     return sqlite_search_ddl() if sqlite_supports_search() else []
 
 
+def _v7(dialect: Dialect) -> list[str]:
+    """Queued runs: ``queued_at`` and ``priority`` on executions, and the partial index of the queue
+    in claiming order (priority first, then queued time)."""
+    from sqlalchemy.schema import CreateColumn, CreateIndex
+
+    from stepwork.storage.schema import EXECUTIONS
+
+    columns = [CreateColumn(EXECUTIONS.c[name]).compile(dialect=dialect) for name in ("queued_at", "priority")]
+    return [*(f"ALTER TABLE {EXECUTIONS.name} ADD COLUMN {column}" for column in columns),
+            *(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+              for index in EXECUTIONS.indexes if index.name == "idx_wfe_queue")]
+
+
 # version -> the statements that bring a database at the previous version to it. Version 1 (the
 # first tables and indexes) has no upgrade: a database without it is new and gets everything.
-_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
+_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
 LATEST = max(_UPGRADES)
 
 

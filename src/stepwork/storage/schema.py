@@ -60,6 +60,10 @@ EXECUTIONS = sa.Table(
     sa.Column("expires_at", _TIME),  # finish time + retention_time: what retention deletes by
     _text("progress", nullable=False, server_default="{}"),
     _text("definition_hash"),  # the stored template of the static record parts (version 2)
+    # Version 7 (queued runs): when the run was queued for any worker to claim (NULL once claimed, and
+    # for runs started in the caller's process), and its priority (higher is claimed first).
+    sa.Column("queued_at", _TIME),
+    sa.Column("priority", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.PrimaryKeyConstraint("workflow_id", "transaction_id", "run_id"),
 )
 
@@ -126,7 +130,7 @@ MIGRATIONS_TABLE = sa.Table(
 )
 
 
-def _partial(name: str, *columns: sa.Column[Any], where: sa.ColumnElement[bool], unique: bool = False) -> None:
+def _partial(name: str, *columns: sa.ColumnElement[Any], where: sa.ColumnElement[bool], unique: bool = False) -> None:
     """A partial index (both dialects take the same ``WHERE``); it joins its table's indexes."""
     sa.Index(name, *columns, unique=unique, sqlite_where=where, postgresql_where=where)
 
@@ -157,6 +161,8 @@ def _indexes() -> None:
              where=sa.and_(live, e.state.not_in(FINISHED)), unique=True)
     _partial("idx_wfe_lease", e.lease_expires_at, where=e.lease_owner.is_not(None))
     _partial("idx_wfe_expires_at", e.expires_at, where=e.expires_at.is_not(None))
+    # Version 7: the queue, in claiming order; only queued rows are in it (a claim takes them out).
+    _partial("idx_wfe_queue", e.priority.desc(), e.queued_at, where=e.queued_at.is_not(None))
     sa.Index("idx_wft_due_at", t.due_at)
     # An execution's own timers, removed when it finishes (without it, every finish scanned them all).
     sa.Index("idx_wft_execution", t.workflow_id, t.transaction_id, t.run_id)

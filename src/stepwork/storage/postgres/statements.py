@@ -141,9 +141,10 @@ def step_params(steps: Sequence[StepRow]) -> tuple[int, dict[str, Any]]:
 
 
 def acquire_sql(include_done: bool) -> str:
-    """Take the lease of an unfinished execution (or a ``done`` one, to cancel it)."""
+    """Take the lease of an unfinished execution (or a ``done`` one, to cancel it); a queued one
+    taken so (a run call with its transaction id) leaves the queue."""
     states = ("failed", "reverted") if include_done else FINISHED
     return (f"UPDATE workflow_execution SET lease_owner = %(owner)s, lease_expires_at = {TS.format('lease_until')}, "
-            f"version = version + 1 WHERE {KEY} AND state NOT IN {states} AND deleted_at IS NULL "
+            f"version = version + 1, queued_at = NULL WHERE {KEY} AND state NOT IN {states} AND deleted_at IS NULL "
             f"AND (lease_owner IS NULL OR lease_owner = %(owner)s OR lease_expires_at < {TS.format('now')}) "
             "RETURNING version")

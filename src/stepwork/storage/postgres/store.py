@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stepwork.storage.postgres.checkpoints import Checkpoints
 from stepwork.storage.postgres.leases import Leases
+from stepwork.storage.postgres.queue import Queue
 from stepwork.storage.postgres.records import Records
 from stepwork.storage.postgres.retention import Retention
 from stepwork.storage.postgres.timers import Timers
@@ -11,7 +12,7 @@ from stepwork.storage.postgres.timers import Timers
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(Checkpoints, Leases, Records, Retention, Timers):
+class PostgresStore(Checkpoints, Leases, Queue, Records, Retention, Timers):
     """An :class:`~stepwork.storage.base.ExecutionStore` on PostgreSQL (psycopg 3, async).
 
     ``PostgresStore(url)``: see :class:`~stepwork.storage.postgres.connection.PostgresDatabase`.

@@ -23,7 +23,9 @@ IN_WORKFLOWS = "workflow_id IN (SELECT value FROM json_each(?))"
 
 
 def _acquire_sql(finished: tuple[str, ...]) -> str:
-    return ("UPDATE workflow_execution SET lease_owner = ?, lease_expires_at = ?, version = version + 1 "
+    # (A queued run taken this way, by a run call with its transaction id, leaves the queue.)
+    return ("UPDATE workflow_execution SET lease_owner = ?, lease_expires_at = ?, version = version + 1, "
+            "queued_at = NULL "
             f"WHERE {_KEY} AND state NOT IN {finished} AND deleted_at IS NULL "
             "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?) RETURNING version")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stepwork.storage.sqlite.checkpoints import Checkpoints
 from stepwork.storage.sqlite.leases import Leases
+from stepwork.storage.sqlite.queue import Queue
 from stepwork.storage.sqlite.records import Records
 from stepwork.storage.sqlite.retention import Retention
 from stepwork.storage.sqlite.timers import Timers
@@ -11,7 +12,7 @@ from stepwork.storage.sqlite.timers import Timers
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(Checkpoints, Leases, Records, Retention, Timers):
+class SQLiteStore(Checkpoints, Leases, Queue, Records, Retention, Timers):
     """An :class:`~stepwork.storage.base.ExecutionStore` on SQLite: a file, or ``":memory:"``.
 
     ``SQLiteStore(path, *, create_dirs=False, busy_timeout=None)``: see

@@ -1,0 +1,68 @@
+"""SQLite queued runs: inserting one, claiming them (one ``BEGIN IMMEDIATE`` transaction: the write
+lock is held from the select to the update, so two engines never claim the same run), and putting
+back in the queue what an engine abandoned when it stopped."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Collection
+
+from stepwork.errors import StepworkError
+from stepwork.storage.base import Claimed, ExecutionKey, ExecutionRow
+from stepwork.storage.rows import FINISHED, json_text
+from stepwork.storage.sqlite.checkpoints import COLUMNS
+from stepwork.storage.sqlite.connection import SQLiteDatabase
+from stepwork.storage.sqlite.leases import IN_WORKFLOWS
+
+__all__ = ["Queue"]
+
+_INSERT = (f"INSERT INTO workflow_execution ({COLUMNS}, queued_at, priority) "
+           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_CLAIMABLE = ("SELECT workflow_id, transaction_id, run_id FROM workflow_execution WHERE queued_at IS NOT NULL "
+              f"AND lease_owner IS NULL AND deleted_at IS NULL AND state NOT IN {FINISHED} AND {IN_WORKFLOWS} "
+              "ORDER BY priority DESC, queued_at, id LIMIT ?")
+_CLAIM = ("UPDATE workflow_execution SET lease_owner = ?, lease_expires_at = ?, version = version + 1, "
+          "queued_at = NULL WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? RETURNING version")
+_REQUEUE = ("UPDATE workflow_execution SET lease_owner = NULL, lease_expires_at = NULL, queued_at = ?, "
+            f"version = version + 1 WHERE lease_owner IS NOT NULL AND lease_owner = ? AND state NOT IN {FINISHED} "
+            "AND deleted_at IS NULL")
+
+
+class Queue(SQLiteDatabase):
+    """Queued runs."""
+
+    async def enqueue(self, row: ExecutionRow, priority: int) -> None:
+        params = (row.id, row.workflow_id, row.transaction_id, row.run_id, row.state, json_text(row.execution),
+                  json_text(row.context), row.retention_time, row.created_at, row.updated_at, row.deleted_at,
+                  row.version, None, None, json_text(row.progress), row.definition_hash, row.created_at, priority)
+
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(_INSERT, params)
+            except sqlite3.IntegrityError as exc:
+                if "UNIQUE" not in str(exc):
+                    raise
+                raise StepworkError(StepworkError.Types.CONFLICT,
+                                    f"Transaction already started for transaction_id: {row.transaction_id}") from None
+        await self._tx(run)
+
+    async def claim_queued(self, owner: str, lease_until: float, limit: int,
+                           workflow_ids: Collection[str]) -> list[Claimed]:
+        if limit <= 0 or not workflow_ids:
+            return []
+        workflows = json.dumps(list(workflow_ids))
+
+        def run(conn: sqlite3.Connection) -> list[Claimed]:
+            claimed = []
+            for wf, tx, run_id in conn.execute(_CLAIMABLE, (workflows, limit)).fetchall():
+                version = conn.execute(_CLAIM, (owner, lease_until, wf, tx, run_id)).fetchone()[0]
+                claimed.append(Claimed(ExecutionKey(wf, tx, run_id), int(version)))
+            return claimed
+        return await self._tx(run)
+
+    async def requeue_abandoned(self, owner: str, now: float) -> int:
+        return await self._tx(lambda conn: conn.execute(_REQUEUE, (now, f"abandoned:{owner}")).rowcount)
+
+    async def watch_queue(self, wake: Callable[[], None]) -> None:
+        return  # no notifications between SQLite processes: they poll (a run queued here wakes its engine)
