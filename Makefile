@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench services clean chromium
+.PHONY: demo test check bench chaos services clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ check: $(STAMP)
 ## bench: the named workloads, one JSON line each
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
+
+## chaos: the scale-out soak (issue 12): 3 workers, 5,000 workflows, a private PostgreSQL restarted every 5-40 s (CHAOS_WORKFLOWS=200 for a short one)
+chaos: $(STAMP)
+	$(PY) -m tests.workers.chaos
 
 services:
 	@scripts/services.sh

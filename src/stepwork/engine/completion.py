@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from stepwork.engine import recovery
 from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
 from stepwork.engine.registry import get_workflow
@@ -81,14 +82,18 @@ async def complete(engine: WorkflowEngine, idempotency_key: str | Mapping[str, A
             raise StepworkError(StepworkError.Types.NOT_ALLOWED,
                                 f'Transaction {transaction_id} has already finished ("{latest.state}"); a finished '
                                 "execution never changes again.")
+        # Taken from an owner that stopped (its lease ran out), or a queued run that never began: if
+        # this completion is refused or dropped, the run still needs driving on, not an empty lease.
+        adopted = latest.lease_owner is not None and latest.lease_owner != engine.owner
+        queued = latest.state == "not_started"
         run = await load(engine, compiled, latest, await acquire(engine, latest, wait=True))
         if attempt is not None and not _still_waiting(run, index, attempt):
-            await engine.store.release(run.key, engine.owner)
+            await _give_back(engine, run, adopted, queued)
             logger.info("Dropped a late completion of step %s (attempt %s) of %s/%s: the step has moved on.",
                         step_name, attempt, workflow_id, transaction_id,
                         extra=log_extra(workflow_id, transaction_id, run.run_id, run.txn.plan.steps[index].id))
             return await finish(run, throw_on_error=False, result_from=None, notify=False)
-        async with _refusal_releases(engine, run):
+        async with _refusal_gives_back(engine, run, adopted, queued):
             await apply(run, index, action)
         checkpointer(run).dirty.add(index)
         await engine.drive(run)
@@ -102,14 +107,30 @@ def _still_waiting(run: Run, i: int, attempt: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def _refusal_releases(engine: WorkflowEngine, run: Run) -> AsyncIterator[None]:
+async def _refusal_gives_back(engine: WorkflowEngine, run: Run, adopted: bool,
+                              queued: bool) -> AsyncIterator[None]:
     """A request refused after the lease was taken gives the lease back (else the execution would
     stay locked while this engine lives)."""
     try:
         yield
     except BaseException:
-        await engine.store.release(run.key, engine.owner)
+        await _give_back(engine, run, adopted, queued)
         raise
+
+
+async def _give_back(engine: WorkflowEngine, run: Run, adopted: bool, queued: bool) -> None:
+    """Leave a run this completion did not change. One at rest (waiting for this or another
+    completion, or a timer) needs no owner: its lease is released. One ``adopted`` from a stopped
+    owner (a step was in flight) is driven on at once, as recovery would; a queued one that never
+    began goes back in the queue. Released, either would be stranded: recovery looks for expired
+    leases, not missing ones, and the claim loop for queued runs."""
+    if queued:
+        await engine.store.abandon(run.key, engine.owner)
+        await engine.store.requeue_abandoned(engine.owner, engine.clock.time())
+    elif adopted:
+        engine.track(recovery.recover_execution(engine, run.key), f"stepwork-adopt-{run.transaction_id}")
+    else:
+        await engine.store.release(run.key, engine.owner)
 
 
 def check_action(run: Run, i: int, action: str, what: str) -> None:

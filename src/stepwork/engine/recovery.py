@@ -16,7 +16,7 @@ from stepwork.storage.base import ExecutionKey
 if TYPE_CHECKING:
     from stepwork.engine.engine import WorkflowEngine
 
-__all__ = ["recover_orphans", "renew_leases"]
+__all__ = ["recover_execution", "recover_orphans", "renew_leases"]
 
 logger = logging.getLogger("stepwork.engine")
 
@@ -25,7 +25,7 @@ async def recover_orphans(engine: WorkflowEngine, *, wait: bool = True) -> None:
     """Take over the unfinished executions whose owner's lease expired."""
     async def recover_one(key: ExecutionKey) -> None:
         try:
-            await _recover(engine, key)
+            await recover_execution(engine, key)
         except Exception:
             logger.exception("Recovery of %s/%s failed; it is tried again later.", key.workflow_id,
                              key.transaction_id, extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
@@ -64,7 +64,8 @@ async def _report_foreign_orphans(engine: WorkflowEngine, known: set[str]) -> No
                        extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
 
 
-async def _recover(engine: WorkflowEngine, key: ExecutionKey) -> None:
+async def recover_execution(engine: WorkflowEngine, key: ExecutionKey) -> None:
+    """Take over and drive on one unfinished execution whose owner stopped (or this engine's own lease)."""
     if engine.busy(key.workflow_id, key.transaction_id):
         return  # this process is on it already (an earlier poll's recovery still runs)
     async with engine.locked(key.workflow_id, key.transaction_id):

@@ -91,13 +91,16 @@ async def fire_schedule(engine: WorkflowEngine, timer: TimerRow) -> None:
         run_it = running[1] == 0
     if run_it:
         count += 1
-    # Move the timer on first, so that no other engine runs this tick again.
-    if limit is not None and count >= limit:
-        await engine.store.delete_timer(timer.id)
-    else:
-        due = next_tick(schedule, max(tick, engine.clock.time()))
-        await engine.store.add_timer(TimerRow(timer.id, timer.workflow_id, "", "", "schedule", due, None,
-                                              {"count": count}))
+    # Move the timer on first, so that no other engine runs this tick again; and only if it is still
+    # this engine's claim: a process paused past its claim finds the tick fired elsewhere, and must
+    # neither run it again nor put back the timer's older count and due time.
+    moved_to = None if limit is not None and count >= limit else TimerRow(
+        timer.id, timer.workflow_id, "", "", "schedule", next_tick(schedule, max(tick, engine.clock.time())),
+        None, {"count": count})
+    if not await engine.store.move_timer(timer.id, engine.owner, tick, moved_to):
+        logger.info("Tick %s of %s was fired by another engine meanwhile (this one's claim ran out); left to it.",
+                    tick_iso(tick), workflow.name, extra=log_extra(workflow.name, None))
+        return
     if not run_it:
         logger.info("Skipped tick %s of %s: its previous run is still running (concurrency \"forbid\").",
                     tick_iso(tick), workflow.name, extra=log_extra(workflow.name, None))

@@ -229,6 +229,11 @@ class ExecutionStore(Protocol):
         """Claim up to ``limit`` due timers for ``claim_for`` seconds and return them, in due order;
         with ``workflow_ids``, only timers of these workflows."""
 
+    async def move_timer(self, timer_id: str, owner: str, claimed_due: float, to: TimerRow | None) -> bool:
+        """Move the timer this engine claimed (``owner``, due at ``claimed_due``) on to ``to`` (its new due
+        time and data, unclaimed), or delete it if ``to`` is ``None``; ``False`` (nothing written) if
+        the timer is no longer that claim: another engine fired it after this one's claim ran out."""
+
     async def delete_timer(self, timer_id: str) -> None:
         """Remove a timer (fired or no longer needed)."""
 

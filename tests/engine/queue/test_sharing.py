@@ -240,3 +240,19 @@ async def test_sigterm_stops_a_worker_that_puts_its_runs_back_for_another_at_onc
         engine.queue.concurrency = 2
         assert await until_finished(engine, "queue-proc", 2, within=10) == {"s-0": "done", "s-1": "done"}
     assert sorted((t, a) for t, a, _ in _log(log)) == [("s-0", 1), ("s-0", 2), ("s-1", 1), ("s-1", 2)]
+
+
+async def test_a_refused_completion_of_a_queued_run_leaves_it_in_the_queue(shared_url: str, wf_name: str) -> None:
+    """A completion for a queued run that has not begun is refused (its step does not wait), and the
+    run stays queued: the engine that claims runs later still finds it and drives it."""
+    wf = create_workflow({"name": wf_name, "retention_time": 3600},
+                         lambda n: WorkflowResponse(create_step(f"{wf_name}-work", lambda n: n + 1)(n)))
+    async with WorkflowEngine(shared_url, poll_interval=0.2, concurrency=0) as queuer:
+        await queuer.run(wf, 1, transaction_id="q-1", queue=True)
+        with pytest.raises(stepwork.StepworkError):
+            await queuer.set_step_success(f"{wf_name}:q-1:{wf_name}-work:invoke", 5)
+        assert await states(queuer, wf_name) == {"q-1": "not_started"}
+        async with WorkflowEngine(shared_url, poll_interval=0.2, concurrency=2):
+            assert await until_finished(queuer, wf_name, 1) == {"q-1": "done"}
+        [execution] = await queuer.list_workflow_executions({"workflow_id": wf_name})
+        assert execution.execution["steps"][f"_root.{wf_name}-work"]["invoke"]["state"] == "done"

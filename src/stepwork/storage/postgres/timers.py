@@ -56,6 +56,18 @@ class Timers(PostgresDatabase):
         rows = await self._all(sql, params)
         return [TimerRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
 
+    async def move_timer(self, timer_id: str, owner: str, claimed_due: float, to: TimerRow | None) -> bool:
+        where = ("WHERE id = %(id)s AND claimed_by = %(owner)s "
+                 "AND abs(extract(epoch FROM due_at) - %(due)s::float8) < 0.001")
+        params: dict[str, Any] = {"id": timer_id, "owner": owner, "due": claimed_due}
+        if to is None:
+            sql = f"DELETE FROM workflow_timer {where} RETURNING id"
+        else:
+            sql = ("UPDATE workflow_timer SET due_at = to_timestamp(%(to)s::float8), data = %(data)s, "
+                   f"claimed_by = NULL, claimed_until = NULL {where} RETURNING id")
+            params |= {"to": to.due_at, "data": json.dumps(to.data)}
+        return await self._one(sql, params) is not None
+
     async def delete_timer(self, timer_id: str) -> None:
         await self._exec("DELETE FROM workflow_timer WHERE id = %s", (timer_id,))
 

@@ -48,6 +48,16 @@ class Timers(SQLiteDatabase):
             return [TimerRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
         return await self._tx(run)
 
+    async def move_timer(self, timer_id: str, owner: str, claimed_due: float, to: TimerRow | None) -> bool:
+        where = "WHERE id = ? AND claimed_by = ? AND abs(due_at - ?) < 0.001"
+        args: tuple[Any, ...]
+        if to is None:
+            sql, args = f"DELETE FROM workflow_timer {where}", (timer_id, owner, claimed_due)
+        else:
+            sql = f"UPDATE workflow_timer SET due_at = ?, data = ?, claimed_by = NULL, claimed_until = NULL {where}"
+            args = (to.due_at, json.dumps(to.data), timer_id, owner, claimed_due)
+        return bool(await self._tx(lambda conn: conn.execute(sql, args).rowcount == 1))
+
     async def delete_timer(self, timer_id: str) -> None:
         await self._tx(lambda conn: conn.execute("DELETE FROM workflow_timer WHERE id = ?", (timer_id,)))
 
