@@ -65,3 +65,46 @@ async def test_a_refused_duplicate_answer_does_not_strand_an_execution_whose_own
                 cur = await conn.execute("SELECT state, lease_owner FROM workflow_execution")
                 rows = await cur.fetchall()
             assert execution.state == "done", f"stranded: {rows}"
+
+
+@pytest.mark.slow
+async def test_an_answer_for_an_async_step_cut_short_says_so_and_is_taken_once_it_waits(wf_name: str) -> None:
+    """Seen in the soak: engine A dies inside an async step's invoke (nothing says it waits yet), and
+    B receives its answer. The answer is refused with a message that says the step does not wait yet
+    (the completer tries again later), B invokes the step again (attempt 2, as recovery would), and the
+    next answer completes the run."""
+    hang = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def ask(value: Any, ctx: StepContext) -> None:
+        if ctx.attempt == 1:
+            entered.set()
+            await hang.wait()  # engine A "dies" in here
+
+    wf = create_workflow({"name": wf_name, "retention_time": 600},
+                         lambda inp: create_step({"name": "ask", "async": True}, ask)(inp))
+    key = f"{wf_name}:t-1:ask:invoke"
+    with throwaway_pg_database("stepwork_refused") as url:
+        a = WorkflowEngine(url, lease_ttl=0.5, poll_interval=3600)
+        await a.start()
+        running = asyncio.create_task(a.run(wf, 1, transaction_id="t-1"))
+        await asyncio.wait_for(entered.wait(), 10)
+        await a.stop()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        async with WorkflowEngine(url, lease_ttl=0.5, poll_interval=3600) as b:
+            await asyncio.sleep(1.0)  # A's lease expires
+            with pytest.raises(StepworkError, match="not waiting for a response yet"):
+                await b.set_step_success(key, "too early")
+            deadline = asyncio.get_running_loop().time() + 5
+            while True:  # B re-invokes the step (attempt 2) in the background; then it waits
+                try:
+                    result = await b.set_step_success(key, "answer")
+                    break
+                except StepworkError:
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+            [execution] = await b.list_workflow_executions({"transaction_id": "t-1"})
+    assert execution.state == "done" and result.result == "answer"
+    assert execution.execution["steps"]["_root.ask"]["invoke"]["state"] == "done"

@@ -199,6 +199,11 @@ class Transaction(CompensationMoves):
 
     def _check_waiting(self, index: int, what: str) -> None:
         status = self.inv_status[index]
+        if self.inv_state[index] is _INVOKING and status is _WAITING and not self.waiting[index]:
+            raise StepworkError(StepworkError.Types.NOT_ALLOWED,
+                                f"Cannot set step {what}: the step is not waiting for a response yet (its "
+                                "invocation is running, or was cut short when its process stopped and is "
+                                "invoked again); send the response once the step waits.")
         if self.inv_state[index] is not _INVOKING or status is not _WAITING or not self.waiting[index]:
             shown = status if self.inv_state[index] is _INVOKING else self.inv_state[index]
             raise StepworkError(StepworkError.Types.NOT_ALLOWED,
