@@ -191,14 +191,10 @@ async def test_e_a_worker_stopped_while_firing_a_tick_does_not_run_it_again(make
     assert_report(report, journal)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (at-most-once ticks): a worker killed after fire_schedule() moved the schedule timer on and "
-    "before engine.run() stored the tick's execution loses that tick for good: the timer already points "
-    "at the next tick, nothing records the tick as owed, and no other worker runs it; the schedule's "
-    "number_of_executions is still consumed (count was incremented in the moved timer)."))
 async def test_f_a_worker_killed_after_moving_a_tick_on_does_not_lose_it(make_fleet: Callable[..., Fleet]) -> None:
-    """(f) A worker fires a tick, moves the schedule's timer on, and is SIGKILLed before it runs the
-    tick. The tick must still run (once), in another worker."""
+    """(f) A worker fires a tick (its run stored, queued), moves the schedule's timer on, and is
+    SIGKILLed before it drives the run. The tick must still run (once), in another worker. (Before
+    ticks were stored first, such a tick was lost.)"""
     fleet = make_fleet(lease_ttl=LEASE_TTL, tick_interval=1.0, tick_count=3)
     fleet.start(0, "", extra=("--kill-after-tick-move",))
     await fleet.wait_ready()

@@ -68,7 +68,8 @@ async def arm_schedules(engine: WorkflowEngine) -> None:
 
 
 async def fire_schedule(engine: WorkflowEngine, timer: TimerRow) -> None:
-    """A schedule's tick: move its timer to the next tick first, then run the workflow once for it."""
+    """A schedule's tick: store the workflow's run for it (queued, for any engine to drive), then move
+    its timer on to the next tick."""
     try:
         workflow = get_workflow(timer.workflow_id)
     except StepworkError:
@@ -83,31 +84,30 @@ async def fire_schedule(engine: WorkflowEngine, timer: TimerRow) -> None:
     tick = timer.due_at
     count = int(timer.data.get("count", 0))
     limit = schedule.get("number_of_executions")
-    run_it = True
-    if schedule.get("concurrency", "forbid") == "forbid":
+    transaction_id = tick_transaction_id(workflow.name, tick)
+    # Stored already: an engine queued this tick's run and stopped before it moved the timer on.
+    already = await engine.store.latest(workflow.name, transaction_id) is not None
+    run_it = not already
+    if run_it and schedule.get("concurrency", "forbid") == "forbid":
         running = await engine.store.list_rows(ListQuery(normalize_filters(
             {"workflow_id": workflow.name, "state": ["not_started", "invoking", "waiting_to_compensate",
                                                      "compensating"]}), 0, 1, normalize_order(None), False))
         run_it = running[1] == 0
-    if run_it:
+    if run_it or already:
         count += 1
-    # Move the timer on first, so that no other engine runs this tick again; and only if it is still
-    # this engine's claim: a process paused past its claim finds the tick fired elsewhere, and must
-    # neither run it again nor put back the timer's older count and due time.
+    # The tick's run is stored (queued, under the tick's own transaction id) before the timer moves
+    # on: an engine that dies between the two leaves a timer whose claim runs out, and the engine
+    # that fires the tick again finds the run stored and only moves the timer (no tick lost, none
+    # run twice). The move is conditional on this engine's claim: one paused past its claim finds
+    # the tick fired elsewhere and neither runs it nor puts back the timer's older count and due.
+    if run_it:
+        await engine.run(workflow, {"scheduled_for": tick_iso(tick)}, transaction_id=transaction_id, queue=True)
     moved_to = None if limit is not None and count >= limit else TimerRow(
         timer.id, timer.workflow_id, "", "", "schedule", next_tick(schedule, max(tick, engine.clock.time())),
         None, {"count": count})
     if not await engine.store.move_timer(timer.id, engine.owner, tick, moved_to):
         logger.info("Tick %s of %s was fired by another engine meanwhile (this one's claim ran out); left to it.",
                     tick_iso(tick), workflow.name, extra=log_extra(workflow.name, None))
-        return
-    if not run_it:
+    elif not run_it:
         logger.info("Skipped tick %s of %s: its previous run is still running (concurrency \"forbid\").",
                     tick_iso(tick), workflow.name, extra=log_extra(workflow.name, None))
-        return
-    try:
-        await engine.run(workflow, {"scheduled_for": tick_iso(tick)},
-                         transaction_id=tick_transaction_id(workflow.name, tick), throw_on_error=False)
-    except StepworkError as exc:
-        if exc.type != StepworkError.Types.CONFLICT:
-            raise
