@@ -7,9 +7,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from stepwork.errors import StepworkError
 from stepwork.storage.base import ExecutionKey, ExecutionRow, LeaseLostError
 
-__all__ = ["FINISHED", "execution_row", "json_text", "lease_lost"]
+__all__ = ["FINISHED", "already_started", "execution_row", "json_text", "lease_lost"]
 
 FINISHED = ("done", "failed", "reverted")  # the states a run never leaves
 
@@ -33,6 +34,12 @@ def execution_row(r: Sequence[Any], with_records: bool = True) -> ExecutionRow:
         lease_owner=r[12], lease_expires_at=r[13], progress=json.loads(r[14]) if r[14] else {},
         definition_hash=r[15] if len(r) > 15 else None,
     )
+
+
+def already_started(transaction_id: str) -> StepworkError:
+    """The error for a second insert of an execution's key (Medusa's message)."""
+    return StepworkError(StepworkError.Types.CONFLICT,
+                         f"Transaction already started for transaction_id: {transaction_id}")
 
 
 def lease_lost(key: ExecutionKey) -> LeaseLostError:

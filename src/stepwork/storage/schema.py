@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 
 from stepwork.storage.query import SEARCH_EXPRESSION
 from stepwork.storage.rows import FINISHED
+from stepwork.storage.search import trigram_index
 
 __all__ = ["API_KEYS", "DEFINITIONS", "EXECUTIONS", "METADATA", "MIGRATIONS_TABLE", "POSTGRES_SEARCH_INDEX",
            "STEPS", "TIMERS"]
@@ -178,22 +179,6 @@ _indexes()
 # text is written once per execution (none of the three ids changes; the state, which q also
 # matches, is a closed set compared by equality, see ``storage.query.q_states``). The PostgreSQL store
 # ANDs ``SEARCH_EXPRESSION ILIKE pattern`` before q's exact condition when the index exists.
-POSTGRES_SEARCH_INDEX = f"""DO $stepwork$
-DECLARE trgm_schema text;
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
-        IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
-            RETURN;
-        END IF;
-        BEGIN
-            CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
-        EXCEPTION WHEN insufficient_privilege OR invalid_schema_name OR undefined_file THEN
-            RETURN;
-        END;
-    END IF;
-    SELECT n.nspname INTO trgm_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-        WHERE e.extname = 'pg_trgm';
-    EXECUTE format('CREATE INDEX IF NOT EXISTS idx_wfe_search ON workflow_execution USING gin '
-                   '({SEARCH_EXPRESSION.replace("'", "''")} %I.gin_trgm_ops) '
-                   'WHERE deleted_at IS NULL', trgm_schema);
-END $stepwork$"""
+POSTGRES_SEARCH_INDEX = trigram_index(
+    "'CREATE INDEX IF NOT EXISTS idx_wfe_search ON workflow_execution USING gin '\n                   "
+    f"""'({SEARCH_EXPRESSION.replace("'", "''")} %I.gin_trgm_ops) '\n                   'WHERE deleted_at IS NULL'""")

@@ -28,7 +28,7 @@ import sqlite3
 from functools import cache
 
 __all__ = ["MIN_MATCH", "SEARCH_TABLE", "SEPARATOR", "fts_phrase", "postgres_ids", "postgres_search_ddl",
-           "sqlite_search_ddl", "sqlite_supports_search"]
+           "sqlite_search_ddl", "sqlite_supports_search", "trigram_index"]
 
 SEARCH_TABLE = "workflow_execution_search"
 MIN_MATCH = 3  # a trigram index answers substrings of 3 characters or more; shorter ones scan
@@ -116,7 +116,11 @@ END $body$$f$, current_schema());
 END $stepwork$"""
 
 # Like version 5's index: only if pg_trgm is there or may be created; without it q reads this table.
-_POSTGRES_INDEX = f"""DO $stepwork$
+def trigram_index(create: str) -> str:
+    """A PostgreSQL block that runs ``create`` (a ``format()`` string whose ``%I`` is the schema of
+    ``pg_trgm``) if ``pg_trgm`` is installed, or may be: created in ``public`` if the server has it
+    and the user may; otherwise nothing is created."""
+    return f"""DO $stepwork$
 DECLARE trgm_schema text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
@@ -131,9 +135,13 @@ BEGIN
     END IF;
     SELECT n.nspname INTO trgm_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
         WHERE e.extname = 'pg_trgm';
-    EXECUTE format('CREATE INDEX IF NOT EXISTS idx_wfe_search_ids ON {SEARCH_TABLE} USING gin '
-                   '(ids %I.gin_trgm_ops)', trgm_schema);
+    EXECUTE format({create}, trgm_schema);
 END $stepwork$"""
+
+
+_POSTGRES_INDEX = trigram_index(
+    f"'CREATE INDEX IF NOT EXISTS idx_wfe_search_ids ON {SEARCH_TABLE} USING gin '\n                   "
+    "'(ids %I.gin_trgm_ops)'")
 
 
 def postgres_search_ddl() -> list[str]:

@@ -6,11 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import errors as pg_errors
-
-from stepwork.errors import StepworkError
 from stepwork.storage.base import ExecutionKey, ExecutionRow, FinishData, StepRow
-from stepwork.storage.postgres.connection import PostgresDatabase
+from stepwork.storage.postgres.connection import PostgresDatabase, duplicate_is_conflict
 from stepwork.storage.postgres.statements import insert_sql, step_params, write_sql
 from stepwork.storage.rows import json_text, lease_lost
 
@@ -41,13 +38,8 @@ class Checkpoints(PostgresDatabase):
             params["timer_ids"] = list(delete_timers)
         sql = insert_sql(count, bool(delete_timers))
 
-        try:
+        with duplicate_is_conflict(row.transaction_id):
             await self._hot(sql, params)
-        except StepworkError as exc:
-            if not isinstance(exc.__cause__, pg_errors.UniqueViolation):
-                raise
-            raise StepworkError(StepworkError.Types.CONFLICT,
-                                f"Transaction already started for transaction_id: {row.transaction_id}") from None
 
     async def write_steps(self, key: ExecutionKey, owner: str, version: int, steps: Sequence[StepRow]) -> int:
         count, params = step_params(steps)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -20,8 +20,9 @@ from psycopg.rows import TupleRow
 from stepwork.errors import StepworkError
 from stepwork.storage import migrations
 from stepwork.storage.postgres.wire import Wire
+from stepwork.storage.rows import already_started
 
-__all__ = ["DB_ERROR", "Conn", "PostgresDatabase"]
+__all__ = ["DB_ERROR", "Conn", "PostgresDatabase", "duplicate_is_conflict"]
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[TupleRow]
@@ -56,6 +57,17 @@ def _message(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     sqlstate = getattr(exc, "sqlstate", None)
     return f"PostgreSQL error ({sqlstate}): {text}" if sqlstate else f"PostgreSQL error: {text}"
+
+
+@contextlib.contextmanager
+def duplicate_is_conflict(transaction_id: str) -> Iterator[None]:
+    """Inside: an insert that breaks the execution key's uniqueness is ``conflict``, as on SQLite."""
+    try:
+        yield
+    except StepworkError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+            raise
+        raise already_started(transaction_id) from None
 
 
 class PostgresDatabase:

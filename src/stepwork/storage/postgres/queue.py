@@ -11,11 +11,9 @@ import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
-from psycopg import errors as pg_errors
-
 from stepwork.errors import StepworkError
 from stepwork.storage.base import QUEUE_CHANNEL, Claimed, ExecutionKey, ExecutionRow
-from stepwork.storage.postgres.connection import PostgresDatabase
+from stepwork.storage.postgres.connection import PostgresDatabase, duplicate_is_conflict
 from stepwork.storage.postgres.statements import TS
 from stepwork.storage.rows import FINISHED, json_text
 
@@ -57,13 +55,8 @@ class Queue(PostgresDatabase):
             "execution": json_text(row.execution), "context": json_text(row.context),
             "retention": row.retention_time, "created": row.created_at, "version": row.version,
             "progress": json_text(row.progress), "definition_hash": row.definition_hash, "priority": priority}
-        try:
+        with duplicate_is_conflict(row.transaction_id):
             await self._one(_INSERT, params)
-        except StepworkError as exc:
-            if not isinstance(exc.__cause__, pg_errors.UniqueViolation):
-                raise
-            raise StepworkError(StepworkError.Types.CONFLICT,
-                                f"Transaction already started for transaction_id: {row.transaction_id}") from None
 
     async def claim_queued(self, owner: str, lease_until: float, limit: int,
                            workflow_ids: Collection[str]) -> list[Claimed]:

@@ -12,9 +12,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from stepwork.errors import StepworkError
 from stepwork.storage.base import ExecutionKey, ExecutionRow, FinishData, StepRow
-from stepwork.storage.rows import json_text, lease_lost
+from stepwork.storage.rows import already_started, json_text, lease_lost
 from stepwork.storage.sqlite.connection import SQLiteDatabase
 
 __all__ = ["COLUMNS", "Checkpoints"]
@@ -103,8 +102,7 @@ class Checkpoints(SQLiteDatabase):
             except sqlite3.IntegrityError as exc:
                 if "UNIQUE" not in str(exc):
                     raise
-                raise StepworkError(StepworkError.Types.CONFLICT,
-                                    f"Transaction already started for transaction_id: {row.transaction_id}") from None
+                raise already_started(row.transaction_id) from None
             if steps:
                 upsert_steps(conn, row.key, steps)
             if delete_timers:

@@ -8,9 +8,8 @@ import json
 import sqlite3
 from collections.abc import Callable, Collection
 
-from stepwork.errors import StepworkError
 from stepwork.storage.base import Claimed, ExecutionKey, ExecutionRow
-from stepwork.storage.rows import FINISHED, json_text
+from stepwork.storage.rows import FINISHED, already_started, json_text
 from stepwork.storage.sqlite.checkpoints import COLUMNS
 from stepwork.storage.sqlite.connection import SQLiteDatabase
 from stepwork.storage.sqlite.leases import IN_WORKFLOWS
@@ -43,8 +42,7 @@ class Queue(SQLiteDatabase):
             except sqlite3.IntegrityError as exc:
                 if "UNIQUE" not in str(exc):
                     raise
-                raise StepworkError(StepworkError.Types.CONFLICT,
-                                    f"Transaction already started for transaction_id: {row.transaction_id}") from None
+                raise already_started(row.transaction_id) from None
         await self._tx(run)
 
     async def claim_queued(self, owner: str, lease_until: float, limit: int,
