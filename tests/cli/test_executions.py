@@ -115,3 +115,19 @@ def test_the_demo_suggests_commands_without_the_database_password(demo: tuple[Cl
     assert Settings(database_url="postgresql://me:s3cret@db/x").database_label == "postgresql://me:***@db/x"
     shown = re.search(r"stepwork executions show (wf_exec_\w+) --database-url (\S+)", demo[1].stdout)
     assert shown and shown.group(2) == demo[0].database_url, demo[1].stdout
+
+
+def test_stale_lists_the_waiting_executions_no_live_worker_can_go_on_with(here: Here) -> None:
+    # The demo's processes ended: their approvals wait, and no running process defines that workflow.
+    listed = json.loads(here("executions", "list", "--stale", "--json").stdout)
+    assert {(e["workflow_id"], e["state"]) for e in listed["workflow_executions"]} == {
+        ("demo-brand-approval", "invoking")}
+    assert listed["count"] == 2
+
+
+def test_workers_shows_the_demo_processes_as_stopped(here: Here) -> None:
+    workers = json.loads(here("workers", "--json").stdout)["workers"]
+    assert len(workers) == 2 and {w["status"] for w in workers} == {"stopped"}
+    assert {"workflow_id": "demo-brand-approval", "version": "1"} in workers[0]["workflows"]
+    table = here("workers")
+    assert table.code == 0 and "stopped" in table.stdout and "demo-brand-approval@1" in table.stdout

@@ -434,3 +434,20 @@ END $stepwork$""",  # noqa: E501
 
 HISTORIES["sqlite"]["v6"] = [*HISTORIES["sqlite"]["v5"], (6, SQLITE_V6)]
 HISTORIES["postgresql"]["v6"] = [*HISTORIES["postgresql"]["v5"], (6, POSTGRES_V6)]
+
+# Version 7 (queued runs), as it ran.
+SQLITE_V7 = [
+    "ALTER TABLE workflow_execution ADD COLUMN queued_at REAL",
+    "ALTER TABLE workflow_execution ADD COLUMN priority INTEGER DEFAULT 0 NOT NULL",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_queue ON workflow_execution (priority DESC, queued_at) "
+    "WHERE queued_at IS NOT NULL",
+]
+POSTGRES_V7 = [
+    "ALTER TABLE workflow_execution ADD COLUMN queued_at TIMESTAMP WITH TIME ZONE",
+    "ALTER TABLE workflow_execution ADD COLUMN priority INTEGER DEFAULT 0 NOT NULL",
+    "CREATE INDEX IF NOT EXISTS idx_wfe_queue ON workflow_execution (priority DESC, queued_at) "
+    "WHERE queued_at IS NOT NULL",
+]
+
+HISTORIES["sqlite"]["v7"] = [*HISTORIES["sqlite"]["v6"], (7, SQLITE_V7)]
+HISTORIES["postgresql"]["v7"] = [*HISTORIES["postgresql"]["v6"], (7, POSTGRES_V7)]

@@ -68,6 +68,9 @@ def list_executions(
     created_before: Annotated[str | None, typer.Option(
         "--created-before", metavar="TIME", show_default=False,
         help="Only executions created before this ISO-8601 time.")] = None,
+    stale: Annotated[bool, typer.Option(
+        "--stale", help="Only unfinished executions whose workflow version no live worker has (they wait for "
+                        "a process that defines that version; see docs/workers.md).")] = False,
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="How many to show.")] = 20,
     offset: Annotated[int, typer.Option("--offset", min=0, help="How many to skip.")] = 0,
     order: Annotated[str, typer.Option("--order", help="Columns, comma-separated; a leading - sorts descending "
@@ -85,6 +88,7 @@ def list_executions(
         stepwork executions list --state failed --state reverted
         stepwork executions list --workflow-id create-brand -q acme --limit 50 --offset 50
         stepwork executions list --created-after 2026-01-01 --created-before 2026-02-01
+        stepwork executions list --stale
         stepwork executions list --json | jq '.workflow_executions[].id'
     """
     unknown = [s for s in state or [] if s not in _STATES]
@@ -94,6 +98,8 @@ def list_executions(
     filters: dict[str, Any] = {"workflow_id": _one_or_many(workflow_id), "state": _one_or_many(state),
                                "transaction_id": _one_or_many(transaction_id), "q": q}
     filters = {k: v for k, v in filters.items() if v is not None}
+    if stale:
+        filters["stale"] = True
     created = {op: _time(value, flag) for op, value, flag in (("$gt", created_after, "--created-after"),
                                                              ("$lt", created_before, "--created-before"))
                if value is not None}

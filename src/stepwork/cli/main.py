@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import typer
 from typer.exceptions import Abort, TyperException
 
-from stepwork.cli import demo, executions, graph, keys, maintenance, run, serve, worker
+from stepwork.cli import demo, executions, graph, keys, maintenance, run, serve, worker, workers
 from stepwork.cli.console import error_line, setup_logging
 from stepwork.cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, describe, exit_code_of
 
@@ -37,6 +37,7 @@ app.command("cleanup")(maintenance.cleanup)
 app.command("migrate")(maintenance.migrate)
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
+app.command("workers")(workers.workers)
 app.add_typer(keys.app, name="keys")
 app.command("demo")(demo.demo)
 

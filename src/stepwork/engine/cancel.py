@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.outcome import finish
-from stepwork.engine.registry import get_workflow
 from stepwork.engine.results import WorkflowResult
 from stepwork.engine.stored_runs import acquire, checkpointer, load, not_found
 from stepwork.errors import StepworkError
@@ -26,13 +25,13 @@ _REFUSED = {
 async def cancel(engine: WorkflowEngine, workflow_id: str, transaction_id: str, *,
                  throw_on_error: bool = True) -> WorkflowResult[Any] | None:
     """See :meth:`WorkflowEngine.cancel`."""
-    compiled = get_workflow(workflow_id).compiled
     async with engine.locked(workflow_id, transaction_id):
         row = await engine.store.latest(workflow_id, transaction_id)
         if row is None:
             if not throw_on_error:
                 return None
             raise not_found(transaction_id)
+        compiled = engine.definitions.compiled_for(row)  # (compensated with the steps it ran)
         refused = _REFUSED.get(row.state)
         if refused is not None:
             raise StepworkError(StepworkError.Types.NOT_ALLOWED, refused)

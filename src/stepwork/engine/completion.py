@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stepwork.engine import recovery
+from stepwork.engine.compiled import CompiledWorkflow
 from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
-from stepwork.engine.registry import get_workflow
+from stepwork.engine.registry import get_workflow, workflow_versions
 from stepwork.engine.results import WorkflowResult
 from stepwork.engine.step_response import StepResponse
 from stepwork.engine.stored_runs import FINISHED, acquire, checkpointer, load, not_found
@@ -65,15 +66,16 @@ async def complete(engine: WorkflowEngine, idempotency_key: str | Mapping[str, A
     out, or the workflow is compensating), the completion is dropped and the run is left as it is.
     """
     workflow_id, transaction_id, step_name, action = parse_idempotency_key(idempotency_key)
-    compiled = get_workflow(workflow_id).compiled
-    try:
-        index = compiled.plan.step(step_name).index
-    except StepworkError:
-        raise StepworkError(StepworkError.Types.NOT_FOUND,
-                            f'Action not found: workflow "{workflow_id}" has no step "{step_name}".') from None
+    get_workflow(workflow_id)  # not_found, with the advice to import it, before the database is read
+    if not any(_has_step(wf.compiled, step_name) for wf in workflow_versions(workflow_id).values()):
+        raise _no_action(workflow_id, step_name)
     row = await engine.store.latest(workflow_id, transaction_id)
     if row is None:
         raise not_found(transaction_id)
+    compiled = engine.definitions.compiled_for(row)  # the version it started on
+    if not _has_step(compiled, step_name):
+        raise _no_action(workflow_id, step_name)
+    index = compiled.plan.step(step_name).index
     async with engine.locked(workflow_id, transaction_id):
         latest = await engine.store.get(row.key)
         if latest is None:
@@ -98,6 +100,19 @@ async def complete(engine: WorkflowEngine, idempotency_key: str | Mapping[str, A
         checkpointer(run).dirty.add(index)
         await engine.drive(run)
         return await finish(run, throw_on_error=throw_on_error, result_from=None)
+
+
+def _has_step(compiled: CompiledWorkflow, step_name: str) -> bool:
+    try:
+        compiled.plan.step(step_name)
+    except StepworkError:
+        return False
+    return True
+
+
+def _no_action(workflow_id: str, step_name: str) -> StepworkError:
+    return StepworkError(StepworkError.Types.NOT_FOUND,
+                         f'Action not found: workflow "{workflow_id}" has no step "{step_name}".')
 
 
 def _still_waiting(run: Run, i: int, attempt: int) -> bool:

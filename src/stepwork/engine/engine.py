@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 from stepwork.container import Container, Modules
-from stepwork.engine import background, cancel, completion, driving, listing, recovery, starting
+from stepwork.engine import background, cancel, completion, driving, heartbeat, listing, recovery, starting
 from stepwork.engine.compiled import StepHandler
 from stepwork.engine.context import StepContext
 from stepwork.engine.definitions import Definitions
@@ -21,7 +21,7 @@ from stepwork.engine.ids import new_ulid
 from stepwork.engine.nested import StoredNested
 from stepwork.engine.queue import QueueWorker
 from stepwork.engine.records import WorkflowExecution
-from stepwork.engine.registry import Runnable, get_workflow
+from stepwork.engine.registry import Runnable
 from stepwork.engine.results import TransactionInfo, WorkflowResult
 from stepwork.engine.run import Run
 from stepwork.engine.scheduler import arm_schedules
@@ -82,6 +82,8 @@ class WorkflowEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()  # timer fires and recoveries of the background loop
         self._started = False
+        self.started_at: float | None = None
+        self.beat_generation = -1  # the registry's generation at this engine's last heartbeat
         self._query: Query | None = None  # the query over this database registered at start, if any
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -92,6 +94,8 @@ class WorkflowEngine:
             return
         await self.store.open()
         self._started = True
+        self.started_at = self.clock.time()
+        await heartbeat.beat(self)  # before it claims: the versions it has count as live from now
         self._query = attach_engine_query(self) or self._query  # Modules.QUERY, unless one is registered
         await arm_schedules(self)
         await recovery.recover_orphans(self)
@@ -130,6 +134,8 @@ class WorkflowEngine:
             await self.store.requeue_abandoned(self.owner, self.clock.time())
         except Exception:  # they are taken over when their leases expire instead
             logger.exception("Putting the runs this engine stopped back in the queue failed.")
+        with contextlib.suppress(Exception):  # (if it cannot be said, the row goes silent, then "gone")
+            await heartbeat.stopped(self)
         detach_engine_query(self._query)
         await self.store.close()
 
@@ -171,6 +177,7 @@ class WorkflowEngine:
         await self._tick()
 
     async def _tick(self, *, wait: bool = True) -> None:
+        await heartbeat.refresh(self)
         await arm_schedules(self)
         await fire_due_timers(self, wait=wait)
         await recovery.recover_orphans(self, wait=wait)
@@ -186,6 +193,7 @@ class WorkflowEngine:
 
     async def _renew(self) -> None:
         await recovery.renew_leases(self)
+        await heartbeat.beat(self)
 
     def track(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``work`` as a task of the background loop's (``fire_due`` waits for it)."""
@@ -242,7 +250,7 @@ class WorkflowEngine:
                   transaction_id: str | None = None, context: Mapping[str, Any] | None = None,
                   throw_on_error: bool = True, events: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
                   result_from: str | None = None, container: Container | None = None, queue: bool = False,
-                  priority: int = 0) -> WorkflowResult[Any]:
+                  priority: int = 0, version: str | None = None) -> WorkflowResult[Any]:
         """Run a workflow (an object or a registered name) through this engine.
 
         A stored workflow (``store``, async steps, timeouts, retry intervals, ``idempotent``,
@@ -253,11 +261,14 @@ class WorkflowEngine:
         ``queue=True`` stores the run (whatever ``store`` says) and returns at once, unfinished; any
         engine sharing the database that defines the workflow claims and drives it, ``priority``
         (higher first) then oldest first. Given the id of an unfinished execution, it leaves it as it is.
+
+        ``version`` starts that version of the workflow instead of the one defined last; an
+        unfinished execution always goes on on the version it started with.
         """
         self._require_started()
         return await starting.run(self, workflow_or_id, input, transaction_id=transaction_id, context=context,
                                   throw_on_error=throw_on_error, events=events, result_from=result_from,
-                                  container=container, queue=queue, priority=priority)
+                                  container=container, queue=queue, priority=priority, version=version)
 
     # -- completions from outside -----------------------------------------------------------------
 
@@ -301,7 +312,7 @@ class WorkflowEngine:
         row = await self.store.latest(workflow_id, transaction_id)
         if row is None or row.state in FINISHED:
             return None
-        run = await load(self, get_workflow(workflow_id).compiled, row, row.version)
+        run = await load(self, self.definitions.compiled_for(row), row, row.version)
         return TransactionInfo(run.txn)
 
     # -- subscriptions ----------------------------------------------------------------------------
@@ -336,6 +347,19 @@ class WorkflowEngine:
         return await listing.retrieve(self, id)
 
     async def cleanup_expired_executions(self) -> int:
-        """Delete finished executions whose retention ran out; return how many."""
+        """Delete finished executions whose retention ran out; return how many. (Worker rows silent
+        for a day go too.)"""
         self._require_started()
-        return await self.store.delete_expired(self.clock.time())
+        now = self.clock.time()
+        deleted = await self.store.delete_expired(now)
+        await self.store.delete_workers(now - heartbeat.KEEP_STOPPED)
+        return deleted
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """The engines sharing this database seen in the last day (worker health), most recent
+        heartbeat first: ``id``, ``host``, ``pid``, ``status`` (``alive``, ``stopped``, or ``gone``:
+        silent for longer than its ``lease_ttl``), ``concurrency``, ``lease_ttl``, ``started_at``,
+        ``last_heartbeat_at``, ``seconds_since_heartbeat``, ``stopped_at``, ``executions_owned``
+        (unfinished executions whose lease it holds) and ``workflows`` (``workflow_id``, ``version``)."""
+        self._require_started()
+        return await heartbeat.describe_workers(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from stepwork.engine.heartbeat import live_definitions
 from stepwork.engine.records import WorkflowExecution, assemble
 from stepwork.errors import StepworkError
 from stepwork.storage.base import ExecutionKey, ExecutionRow, ListQuery
@@ -34,7 +35,11 @@ async def list_and_count(engine: WorkflowEngine, filters: Mapping[str, Any] | No
         raise StepworkError(_INVALID, f"skip must be an integer >= 0, got {skip!r}.")
     if take is not None and (isinstance(take, bool) or not isinstance(take, int) or take < 0):
         raise StepworkError(_INVALID, f"take must be an integer >= 0 or None, got {take!r}.")
-    query = ListQuery(normalize_filters(filters), skip, take, normalize_order(order), records)
+    normalized = normalize_filters(filters)
+    if "stale" in normalized:  # resolved against the workers alive now
+        names, hashes = await live_definitions(engine)
+        normalized["stale"] = [(op, (flag, sorted(names), sorted(hashes))) for op, flag in normalized["stale"]]
+    query = ListQuery(normalized, skip, take, normalize_order(order), records)
     rows, count = await engine.store.list_rows(query)
     if not records:
         return [WorkflowExecution(row, None, None) for row in rows], count

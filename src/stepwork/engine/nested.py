@@ -9,7 +9,6 @@ from stepwork.engine.compiled import CompiledWorkflow
 from stepwork.engine.context import StepContext
 from stepwork.engine.nesting import child_transaction_id
 from stepwork.engine.outcome import error_to_raise
-from stepwork.engine.registry import get_workflow
 from stepwork.engine.run import Run
 from stepwork.engine.step_calls import WAITING
 from stepwork.engine.step_response import StepResponse
@@ -76,7 +75,7 @@ class StoredNested:
             version = await engine.store.acquire(key, engine.owner, now + engine.lease_ttl, now, include_done=True)
             if version is None:
                 version = await acquire(engine, row, wait=True)
-            child = await load(engine, get_workflow(key.workflow_id).compiled, row, version)
+            child = await load(engine, engine.definitions.compiled_for(row), row, version)
             await child.begin_compensation("The parent workflow is compensating.", cancel=True)
             child.inline = True
             await checkpointer(child).flush()

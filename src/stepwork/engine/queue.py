@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from stepwork.engine.compiled import CompiledWorkflow
 from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
-from stepwork.engine.registry import get_workflow, registered_workflows
+from stepwork.engine.registry import registered_workflows
 from stepwork.engine.results import WorkflowResult
 from stepwork.engine.stored_runs import FINISHED, checkpointer, create, load
 from stepwork.errors import StepworkError
@@ -103,11 +103,15 @@ class QueueWorker:
         engine = self.engine
         async with self._claiming:
             free = self.concurrency - len(self.running)
-            known = registered_workflows()  # a process without the workflow leaves its runs to others
-            if free <= 0 or not known:
+            # A process without the workflow, or without the version a run was queued on, leaves it to others.
+            names, definitions = engine.definitions.runnable()
+            if free <= 0 or not names:
                 return 0
+            limits = {name: wf.options.max_concurrency for name, wf in registered_workflows().items()
+                      if getattr(wf.options, "max_concurrency", None) is not None}
             now = engine.clock.time()
-            claimed = await engine.store.claim_queued(engine.owner, now + engine.lease_ttl, free, set(known))
+            claimed = await engine.store.claim_queued(engine.owner, now + engine.lease_ttl, free, names,
+                                                      definitions=definitions, limits=limits)
             tasks = [self._start(c) for c in claimed]
             self.claimed += len(claimed)
         if wait and tasks:
@@ -134,7 +138,7 @@ class QueueWorker:
                 row = await engine.store.get(key)
                 if row is None or row.state in FINISHED:
                     return
-                run = await load(engine, get_workflow(key.workflow_id).compiled, row, claimed.version)
+                run = await load(engine, engine.definitions.compiled_for(row), row, claimed.version)
                 # Not started: it begins. Started (an engine stopped in its middle and put it back):
                 # it goes on as a recovered run, the interrupted step invoked again.
                 run.reason = None if row.state == "not_started" else "recovery"

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
-from stepwork.engine.registry import get_workflow, registered_workflows
 from stepwork.engine.stored_runs import FINISHED, load
 from stepwork.storage.base import ExecutionKey
 
@@ -36,9 +35,9 @@ async def recover_orphans(engine: WorkflowEngine, *, wait: bool = True) -> None:
         # owner. Owners get one lease period to renew before their executions count as orphans.
         return
     # Only executions of workflows this process has: the processes that have them take the others.
-    known = set(registered_workflows())
-    keys = await engine.store.orphans(engine.clock.time(), 100, known)
-    await _report_foreign_orphans(engine, known)
+    known, definitions = engine.definitions.runnable()
+    keys = await engine.store.orphans(engine.clock.time(), 100, known, definitions=definitions)
+    await _report_foreign_orphans(engine, known, definitions)
     if wait:
         await asyncio.gather(*[recover_one(k) for k in keys])
     else:
@@ -46,7 +45,7 @@ async def recover_orphans(engine: WorkflowEngine, *, wait: bool = True) -> None:
             engine.track(recover_one(k), f"stepwork-recover-{k.transaction_id}")
 
 
-async def _report_foreign_orphans(engine: WorkflowEngine, known: set[str]) -> None:
+async def _report_foreign_orphans(engine: WorkflowEngine, known: set[str], definitions: set[str]) -> None:
     """Say (once per execution) which orphans this process leaves alone because it lacks their
     workflow: if no process has it, they wait for ever, and the log is where a user finds out."""
     now = engine.clock.time()
@@ -62,6 +61,18 @@ async def _report_foreign_orphans(engine: WorkflowEngine, known: set[str]) -> No
                        "workflow in every process that runs, completes or recovers its executions.",
                        key.transaction_id, key.workflow_id,
                        extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
+    for key in await engine.store.orphans(now, 20, known):
+        if key in engine.foreign_reported:
+            continue
+        row = await engine.store.get(key)
+        if row is None or row.definition_hash is None or row.definition_hash in definitions:
+            continue
+        engine.foreign_reported.add(key)
+        logger.warning('Execution %s of workflow "%s" has no live owner, and it runs on a version of that workflow '
+                       "this process does not have (it started on another definition), so it leaves it to a "
+                       "process that has it. If none does, it is stale: keep the old definition registered "
+                       "beside the new one (option version=...), or cancel it.", key.transaction_id,
+                       key.workflow_id, extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
 
 
 async def recover_execution(engine: WorkflowEngine, key: ExecutionKey) -> None:
@@ -78,7 +89,7 @@ async def recover_execution(engine: WorkflowEngine, key: ExecutionKey) -> None:
             return
         logger.info("Recovering execution %s of %s (its owner %s stopped).", row.transaction_id,
                     row.workflow_id, row.lease_owner, extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
-        run = await load(engine, get_workflow(key.workflow_id).compiled, row, version)
+        run = await load(engine, engine.definitions.compiled_for(row), row, version)
         run.reason = "recovery"
         await engine.drive(run)
         await finish(run, throw_on_error=False, result_from=None)

@@ -35,9 +35,16 @@ async def run(engine: WorkflowEngine, workflow_or_id: Runnable | str, input: Any
               transaction_id: str | None = None, context: Mapping[str, Any] | None = None,
               throw_on_error: bool = True, events: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None,
               result_from: str | None = None, container: Container | None = None, queue: bool = False,
-              priority: int = 0) -> WorkflowResult[Any]:
+              priority: int = 0, version: str | None = None) -> WorkflowResult[Any]:
     """See :meth:`WorkflowEngine.run`."""
-    workflow = get_workflow(workflow_or_id) if isinstance(workflow_or_id, str) else workflow_or_id
+    if version is not None and not isinstance(version, str):
+        raise StepworkError(_INVALID, f"version must be a string (a workflow's version option), got {version!r}.")
+    if isinstance(workflow_or_id, str):
+        workflow = get_workflow(workflow_or_id, version)
+    else:
+        workflow = workflow_or_id
+        if version is not None and hasattr(workflow, "name"):
+            workflow = get_workflow(workflow.name, version)
     if not hasattr(workflow, "compiled"):
         raise StepworkError(_INVALID, f"run() takes a workflow or a workflow's name, got {workflow_or_id!r}.")
     compiled = workflow.compiled
@@ -71,7 +78,8 @@ async def run(engine: WorkflowEngine, workflow_or_id: Runnable | str, input: Any
         # still what every caller gets; anything else is running: a conflict (Medusa's answer).
         existing = await engine.store.latest(compiled.name, transaction_id)
         if existing is not None and existing.state in FINISHED and compiled.plan.options.idempotent:
-            return await _stored_result(engine, compiled, existing, listeners, throw_on_error, result_from)
+            return await _stored_result(engine, engine.definitions.compiled_for(existing), existing, listeners,
+                                        throw_on_error, result_from)
         raise StepworkError(StepworkError.Types.CONFLICT,
                             f"Transaction already started for transaction_id: {transaction_id}")
     async with engine.locked(compiled.name, transaction_id):
@@ -82,10 +90,12 @@ async def run(engine: WorkflowEngine, workflow_or_id: Runnable | str, input: Any
                     return await queued_result(engine, compiled, existing)
                 if existing.state not in FINISHED:
                     _warn_if_other_input(compiled, existing, input)
-                    return await _resume(engine, compiled, existing, listeners=listeners,
-                                         throw_on_error=throw_on_error, result_from=result_from)
+                    # It goes on on the version it started with, whichever this call named.
+                    return await _resume(engine, engine.definitions.compiled_for(existing), existing,
+                                         listeners=listeners, throw_on_error=throw_on_error, result_from=result_from)
                 if compiled.plan.options.idempotent:
-                    return await _stored_result(engine, compiled, existing, listeners, throw_on_error, result_from)
+                    return await _stored_result(engine, engine.definitions.compiled_for(existing), existing,
+                                                listeners, throw_on_error, result_from)
         if queue:
             return await enqueue(engine, compiled, input, transaction_id, ctx, event_group_id, listeners, priority)
         new = await create(engine, compiled, input, transaction_id, ctx, event_group_id, listeners)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepwork.engine.checkpoint import StoredCheckpointer
 from stepwork.engine.compiled import CompiledWorkflow
+from stepwork.engine.definitions import stale_error
 from stepwork.engine.ids import new_ulid
 from stepwork.engine.persistence import apply_progress, restore_outputs
 from stepwork.engine.run import Run
@@ -80,10 +81,7 @@ async def load(engine: WorkflowEngine, compiled: CompiledWorkflow, row: Executio
         raise not_found(row.transaction_id)
     row = fresh
     if row.definition_hash is not None and row.definition_hash != engine.definitions.template(compiled)[0]:
-        raise StepworkError(StepworkError.Types.UNEXPECTED_STATE,
-                            f'Execution "{row.id}" of workflow "{row.workflow_id}" was stored with another step '
-                            "graph than the workflow registered now; it is left as it is. Run it with the "
-                            "definition it started with, or cancel it.")
+        raise stale_error(row)  # never run on another graph than the one it started on
     progress = row.progress
     metadata = progress.get("metadata") or {}
     payload = (row.context or {}).get("data", {}).get("payload")

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
-from stepwork.engine.registry import get_workflow, registered_workflows
 from stepwork.engine.scheduler import fire_schedule
 from stepwork.engine.stored_runs import FINISHED, checkpointer, load
 from stepwork.storage.base import ExecutionKey, TimerRow
@@ -24,9 +23,11 @@ logger = logging.getLogger("stepwork.engine")
 
 async def fire_due_timers(engine: WorkflowEngine, *, wait: bool = True) -> None:
     """Claim and fire the due timers of the workflows this process has."""
-    # Only timers of workflows this process has: another kind of process must not take them.
-    timers = await engine.store.due_timers(engine.clock.time(), engine.owner, 100, engine.lease_ttl,
-                                           set(registered_workflows()))
+    # Only timers of workflows (and of executions of versions) this process has: another kind of
+    # process must not take them.
+    names, definitions = engine.definitions.runnable()
+    timers = await engine.store.due_timers(engine.clock.time(), engine.owner, 100, engine.lease_ttl, names,
+                                           definitions=definitions)
 
     async def fire_one(timer: TimerRow) -> None:
         try:
@@ -63,7 +64,7 @@ async def _fire(engine: WorkflowEngine, timer: TimerRow) -> None:
         version = await engine.store.acquire(key, engine.owner, now + engine.lease_ttl, now)
         if version is None:
             return  # another process drives it; the claim expires and the timer fires again
-        run = await load(engine, get_workflow(timer.workflow_id).compiled, row, version)
+        run = await load(engine, engine.definitions.compiled_for(row), row, version)
         cp = checkpointer(run)
         cp.consumed.append(timer.id)  # removed by the run's next write, with the timer's effect
         run.reason = timer.kind

@@ -47,12 +47,13 @@ async def run_workflow(request: Request, workflow_id: str, body: RunBody) -> JSO
     transaction_id = body.transaction_id or "auto-" + new_ulid()
     if body.queue:  # stored for a worker (docs/workers.md): the acknowledgement comes at once
         run = rt.engine.run(workflow_id, body.input, transaction_id=transaction_id, queue=True,
-                            priority=body.priority)
+                            priority=body.priority, version=body.version)
     elif body.priority:
         raise StepworkError(StepworkError.Types.INVALID_DATA, "priority applies to a queued run: give "
                                                               '"queue": true with it.')
     else:
-        run = rt.engine.run(workflow_id, body.input, transaction_id=transaction_id, throw_on_error=False)
+        run = rt.engine.run(workflow_id, body.input, transaction_id=transaction_id, throw_on_error=False,
+                            version=body.version)
     settled, result = await rt.settle(run, f"run {workflow_id}/{transaction_id}")
     if settled:
         assert isinstance(result, WorkflowResult)

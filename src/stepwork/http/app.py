@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from stepwork.container import Container
 from stepwork.engine.engine import WorkflowEngine
-from stepwork.http import actions, executions, sse
+from stepwork.http import actions, executions, sse, workers
 from stepwork.http.auth import Authenticator
 from stepwork.http.errors import error_response, install_error_handlers
 from stepwork.http.keys import ApiKeys, static_keys_from_env
@@ -102,6 +102,7 @@ def create_app(engine: WorkflowEngine, *, keys: ApiKeys | None = None, static_ke
     for router in (sse.router, actions.router, executions.router):
         app.include_router(router, prefix=PREFIX, dependencies=[Depends(_require_key)],
                            tags=["workflows-executions"])
+    app.include_router(workers.router, dependencies=[Depends(_require_key)], tags=["workers"])
     install_ui(app)
     for router in routers:
         app.include_router(router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -39,6 +39,9 @@ async def list_executions(
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=0, le=MAX_LIMIT)] = 100,
         order: Annotated[str | None, Query(description="created_at, -created_at, ... (comma-separated)")] = None,
+        stale: Annotated[Literal["true", "false"] | None,
+                         Query(description="true: only unfinished executions whose workflow version no live "
+                                           "worker has (beyond Medusa)")] = None,
 ) -> JSONResponse:
     """Stored executions, filtered, paged and ordered as Medusa's list route: the declared
     parameters, plus ``created_at[$gt]=...``-style operators (``$eq $ne $in $nin $gt $gte $lt

@@ -11,7 +11,8 @@ from stepwork.errors import StepworkError
 from stepwork.http.params import MAX_ID, check_id
 
 __all__ = ["Acknowledgement", "ErrorBody", "ExecutionList", "ExecutionOne", "Health", "RunBody", "RunResponse",
-           "StepBody", "StepRetryBody", "Success", "WorkflowExecutionOut", "acknowledgement_body", "usable_id"]
+           "StepBody", "StepRetryBody", "Success", "WorkerList", "WorkerOut", "WorkflowExecutionOut",
+           "WorkflowVersionOut", "acknowledgement_body", "usable_id"]
 
 _Id = Field(min_length=1, max_length=MAX_ID)
 
@@ -68,6 +69,37 @@ class ExecutionList(BaseModel):
     limit: int
 
 
+class WorkflowVersionOut(BaseModel):
+    """A workflow version a worker's process defines."""
+
+    workflow_id: str
+    version: str
+
+
+class WorkerOut(BaseModel):
+    """An engine sharing the database, as its heartbeats show it."""
+
+    id: str = Field(description="the engine's owner id (host:pid:ulid), as in execution leases")
+    host: str
+    pid: int
+    status: Literal["alive", "stopped", "gone"] = Field(
+        description="gone: silent for longer than its lease_ttl (its executions are taken over)")
+    concurrency: int = Field(description="queued runs it drives at once (0: it claims none)")
+    lease_ttl: float
+    started_at: str | None
+    last_heartbeat_at: str | None
+    seconds_since_heartbeat: float
+    stopped_at: str | None
+    executions_owned: int = Field(description="unfinished executions whose lease it holds")
+    workflows: list[WorkflowVersionOut]
+
+
+class WorkerList(BaseModel):
+    """The workers seen in the last day."""
+
+    workers: list[WorkerOut]
+
+
 class ExecutionOne(BaseModel):
     """One stored execution."""
 
@@ -76,12 +108,14 @@ class ExecutionOne(BaseModel):
 
 class RunBody(_Body):
     """``POST …/{workflow_id}/run``: the workflow's input, and optionally its transaction id; beyond
-    Medusa, ``queue`` (store the run for a worker and answer at once) and its ``priority``."""
+    Medusa, ``queue`` (store the run for a worker and answer at once) and its ``priority``, and the
+    workflow ``version`` to start (default: the one defined last)."""
 
     input: Any = None
     transaction_id: str | None = Field(None, min_length=1, max_length=MAX_ID)
     queue: bool = False
     priority: int = 0
+    version: str | None = Field(None, min_length=1, max_length=100)
 
     @field_validator("transaction_id")
     @classmethod

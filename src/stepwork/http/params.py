@@ -4,7 +4,8 @@ The list route takes Medusa's query (as ``qs`` writes it, so ``@medusajs/js-sdk`
 ``workflow_id``, ``transaction_id``, ``state`` (also ``id``, ``run_id``), each once or repeated
 (``state=a&state=b``, ``state[]=a``, ``state[0]=a``) or with an operator (``state[$ne]=done``);
 ``created_at[$gt]=2025-01-01T00:00:00Z`` (also ``updated_at``); ``fields``; ``offset``; ``limit``;
-``order`` (``created_at``, ``-created_at``, comma-separated). Anything else is a 400.
+``order`` (``created_at``, ``-created_at``, comma-separated); ``stale`` (``true``: only unfinished
+executions whose workflow version no live worker has; ``false``: the others). Anything else is a 400.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ DETAIL_FIELDS = ("id", "workflow_id", "transaction_id", "context", "execution", 
                  "updated_at", "deleted_at")
 _TEXT_FILTERS = ("id", "workflow_id", "transaction_id", "run_id", "state")
 _TIME_FILTERS = ("created_at", "updated_at")
-_SCALARS = ("q", "fields", "offset", "limit", "order", "with_deleted")
+_SCALARS = ("q", "fields", "offset", "limit", "order", "with_deleted", "stale")
 _OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte")
 _KEY = re.compile(r"^([A-Za-z_]+)((?:\[[^\[\]]*\])*)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -98,7 +99,8 @@ def single_values(items: Iterable[tuple[str, str]], allowed: Sequence[str]) -> d
     out: dict[str, str] = {}
     for name, value in items:
         if name not in allowed:
-            takes = f'only "{allowed[0]}"' if len(allowed) == 1 else ", ".join(f'"{a}"' for a in allowed)
+            takes = (f'only "{allowed[0]}"' if len(allowed) == 1 else ", ".join(f'"{a}"' for a in allowed)
+                     if allowed else "no query parameters")
             raise StepworkError(_INVALID, f'Unknown query parameter "{name[:64]}"; this route takes {takes}.')
         if name in out:
             raise StepworkError(_INVALID, f'Query parameter "{name}" is given more than once; give it once '
@@ -180,6 +182,11 @@ def parse_list_query(items: Iterable[tuple[str, str]]) -> ListParams:
         filters["q"] = scalars["q"]
     if scalars.get("with_deleted", "false").lower() not in ("true", "false"):
         raise StepworkError(_INVALID, 'with_deleted must be "true" or "false".')
+    if "stale" in scalars:
+        stale = scalars["stale"].strip().lower()
+        if stale not in ("true", "false"):
+            raise StepworkError(_INVALID, 'stale must be "true" or "false".')
+        filters["stale"] = stale == "true"
     order = None
     if scalars.get("order", "").strip():
         order = [part.strip() for part in scalars["order"].split(",") if part.strip()]

@@ -180,10 +180,19 @@ class WorkflowOptions:
     idempotent: bool = False
     timeout: float | None = None
     schedule: Any = None
+    version: str = "1"
+    max_concurrency: int | None = None
 
     def to_definition(self, *, store: bool) -> dict[str, Any]:
-        """The ``options`` entry of the stored execution (camelCase, with the derived ``store``)."""
+        """The ``options`` entry of the stored execution (camelCase, with the derived ``store``).
+
+        ``version`` appears only when it is not the default ``"1"``: the records (and so the stored
+        definition hashes) of workflows defined before versions existed stay as they were."""
         out: dict[str, Any] = {"name": self.name, "store": store}
+        if self.version != "1":
+            out["version"] = self.version
+        if self.max_concurrency is not None:
+            out["maxConcurrency"] = self.max_concurrency
         if self.retention_time is not None:
             out["retentionTime"] = self.retention_time
         if self.idempotent:
@@ -195,7 +204,8 @@ class WorkflowOptions:
         return out
 
 
-_WORKFLOW_KEYS = ("name", "store", "retention_time", "idempotent", "timeout", "schedule")
+_WORKFLOW_KEYS = ("name", "store", "retention_time", "idempotent", "timeout", "schedule", "version",
+                  "max_concurrency")
 
 
 def parse_workflow_options(name_or_config: str | Mapping[str, Any]) -> WorkflowOptions:
@@ -227,7 +237,22 @@ def parse_workflow_options(name_or_config: str | Mapping[str, Any]) -> WorkflowO
                                                               allow_zero=key == "retention_time")
         elif key == "schedule":
             values[key] = None if value is None else parse_schedule(owner, value)
+        elif key == "version":
+            values[key] = _version(owner, value)
+        elif key == "max_concurrency":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise StepworkError(_INVALID, f'Option "max_concurrency" of {owner} must be a whole number of runs '
+                                              f">= 1 (or None: no limit), got {value!r}.")
+            values[key] = value
     return WorkflowOptions(**values)
+
+
+def _version(owner: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 100 or ":" in value:
+        hint = f' (write version="{value}")' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+        raise StepworkError(_INVALID, f'Option "version" of {owner} must be a non-empty string of at most 100 '
+                                      f'characters without ":"{hint}, got {value!r}.')
+    return value
 
 
 _SCHEDULE_KEYS = ("cron", "interval", "number_of_executions", "concurrency")

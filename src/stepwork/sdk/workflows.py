@@ -223,7 +223,8 @@ def create_workflow(name_or_config: str | Mapping[str, Any], composer: Callable[
     """Compose a workflow: run ``composer(input)`` once, now, to build its static step graph.
 
     ``name_or_config`` is the name or a mapping with ``name`` and workflow options (``store``,
-    ``retention_time``, ``idempotent``, ``timeout``, ``schedule``). The workflow is registered by name.
+    ``retention_time``, ``idempotent``, ``timeout``, ``schedule``, ``version``, ``max_concurrency``).
+    The workflow is registered by name and version.
     """
     return _build(name_or_config, composer)
 
@@ -253,6 +254,7 @@ def workflow(name_or_config: str | Mapping[str, Any]) -> _WorkflowDecorator:
     return _WorkflowDecorator(name_or_config)
 
 
-def get_workflow(name: str) -> Workflow[Any, Any]:
-    """The workflow registered as ``name``; ``StepworkError`` (``not_found``) otherwise."""
-    return cast(Workflow[Any, Any], registry.get_workflow(name))
+def get_workflow(name: str, version: str | None = None) -> Workflow[Any, Any]:
+    """The workflow registered as ``name`` (the version defined last, or ``version``);
+    ``StepworkError`` (``not_found``) otherwise."""
+    return cast(Workflow[Any, Any], registry.get_workflow(name, version))

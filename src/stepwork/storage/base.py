@@ -27,6 +27,7 @@ __all__ = [
     "ListQuery",
     "StepRow",
     "TimerRow",
+    "WorkerRow",
 ]
 
 
@@ -103,6 +104,25 @@ class FinishData:
     context: dict[str, Any] | None = None
     delete: bool = False
     timers: bool = True  # False: the execution never had a timer, so there are none to remove
+
+
+@dataclass(slots=True)
+class WorkerRow:
+    """An engine sharing the database, as its heartbeat keeps it (the ``stepwork_worker`` table).
+
+    ``definitions``: ``(workflow_id, version, definition_hash)`` of every workflow version its
+    process defines. It beats every third of its ``lease_ttl``; one silent for longer than that is
+    gone (as its leases are). ``stopped_at`` is set when it stopped cleanly."""
+
+    id: str
+    host: str
+    pid: int
+    concurrency: int
+    lease_ttl: float
+    definitions: list[tuple[str, str, str]]
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -198,9 +218,11 @@ class ExecutionStore(Protocol):
         """Extend the leases ``owner`` holds to ``lease_until``: those of ``keys`` only (the
         executions it is driving; one statement however many), or every one (``None``)."""
 
-    async def orphans(self, now: float, limit: int, workflow_ids: Collection[str] | None = None) -> list[ExecutionKey]:
+    async def orphans(self, now: float, limit: int, workflow_ids: Collection[str] | None = None, *,
+                      definitions: Collection[str] | None = None) -> list[ExecutionKey]:
         """Unfinished executions whose owner's lease expired; with ``workflow_ids``, only those of
-        these workflows (an engine takes over only workflows it has)."""
+        these workflows (an engine takes over only workflows it has), and with ``definitions``, only
+        those whose stored definition hash is one of them (or who have none stored)."""
 
     async def list_rows(self, query: ListQuery) -> tuple[list[ExecutionRow], int]:
         """Rows matching ``query`` and the total count before paging."""
@@ -225,9 +247,12 @@ class ExecutionStore(Protocol):
         """Insert a timer; an existing one with its id is replaced, or kept when ``replace=False``."""
 
     async def due_timers(self, now: float, owner: str, limit: int, claim_for: float,
-                         workflow_ids: Collection[str] | None = None) -> list[TimerRow]:
+                         workflow_ids: Collection[str] | None = None, *,
+                         definitions: Collection[str] | None = None) -> list[TimerRow]:
         """Claim up to ``limit`` due timers for ``claim_for`` seconds and return them, in due order;
-        with ``workflow_ids``, only timers of these workflows."""
+        with ``workflow_ids``, only timers of these workflows, and with ``definitions``, only timers
+        of executions whose stored definition hash is one of them (or who have none stored;
+        schedules, which belong to no execution, are not filtered by it)."""
 
     async def move_timer(self, timer_id: str, owner: str, claimed_due: float, to: TimerRow | None) -> bool:
         """Move the timer this engine claimed (``owner``, due at ``claimed_due``) on to ``to`` (its new due
@@ -248,16 +273,36 @@ class ExecutionStore(Protocol):
         for any engine to claim. ``conflict`` as :meth:`insert`. PostgreSQL also notifies
         :data:`QUEUE_CHANNEL` in the same transaction, so listening engines wake when it commits."""
 
-    async def claim_queued(self, owner: str, lease_until: float, limit: int,
-                           workflow_ids: Collection[str]) -> list[Claimed]:
-        """Claim up to ``limit`` queued executions of ``workflow_ids`` for ``owner`` (their lease until
-        ``lease_until``; they leave the queue), highest priority first, then oldest queued. Engines
-        claiming at once never get the same execution, and never wait for each other."""
+    async def claim_queued(self, owner: str, lease_until: float, limit: int, workflow_ids: Collection[str], *,
+                           definitions: Collection[str] | None = None,
+                           limits: Mapping[str, int] | None = None) -> list[Claimed]:
+        """Claim up to ``limit`` queued executions of ``workflow_ids`` (and, with ``definitions``, whose
+        stored definition hash is one of them) for ``owner`` (their lease until ``lease_until``; they
+        leave the queue), highest priority first, then oldest queued. Engines claiming at once never
+        get the same execution. ``limits``: workflow id -> at most that many of its executions
+        driven at once (leased and unfinished, by any engine); claims of such a workflow are
+        serialized so that engines claiming at once do not exceed it together."""
 
     async def requeue_abandoned(self, owner: str, now: float) -> int:
         """Put back in the queue (queued at ``now``, no lease) the unfinished executions ``owner``
         abandoned (stopped driving half-way), so that another engine claims them at once instead of
         after their lease expires; return how many. PostgreSQL notifies :data:`QUEUE_CHANNEL`."""
+
+    async def heartbeat(self, worker: WorkerRow) -> None:
+        """Insert or refresh ``worker``'s row (its heartbeat time, definitions and concurrency; a
+        restarted id is no longer stopped)."""
+
+    async def worker_stopped(self, worker_id: str, now: float) -> None:
+        """Mark ``worker_id`` stopped at ``now``."""
+
+    async def workers(self) -> list[WorkerRow]:
+        """Every worker row, most recent heartbeat first."""
+
+    async def owned_counts(self) -> dict[str, int]:
+        """Lease owner -> how many unfinished executions it holds the lease of."""
+
+    async def delete_workers(self, before: float) -> int:
+        """Delete the rows of workers whose last heartbeat is older than ``before``; how many."""
 
     async def watch_queue(self, wake: Callable[[], None]) -> None:
         """Call ``wake()`` whenever another process queues a run, until cancelled (PostgreSQL:

@@ -138,9 +138,18 @@ def _v7(dialect: Dialect) -> list[str]:
               for index in EXECUTIONS.indexes if index.name == "idx_wfe_queue")]
 
 
+def _v8(dialect: Dialect) -> list[str]:
+    """Workers: the table of the engines sharing the database, kept by their heartbeats."""
+    from sqlalchemy.schema import CreateTable
+
+    from stepwork.storage.schema import WORKERS
+
+    return [str(CreateTable(WORKERS, if_not_exists=True).compile(dialect=dialect)).strip()]
+
+
 # version -> the statements that bring a database at the previous version to it. Version 1 (the
 # first tables and indexes) has no upgrade: a database without it is new and gets everything.
-_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
+_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8}
 LATEST = max(_UPGRADES)
 
 

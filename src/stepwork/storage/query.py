@@ -9,6 +9,7 @@ from typing import Any
 from stepwork.errors import StepworkError
 from stepwork.orchestration.states import TransactionState
 from stepwork.storage.base import ListQuery
+from stepwork.storage.rows import FINISHED
 
 __all__ = ["FILTER_KEYS", "ORDER_COLUMNS", "SEARCH_EXPRESSION", "count_from_page", "like_pattern", "matches",
            "normalize_filters", "normalize_order", "q_states", "to_sql"]
@@ -16,7 +17,7 @@ __all__ = ["FILTER_KEYS", "ORDER_COLUMNS", "SEARCH_EXPRESSION", "count_from_page
 _INVALID = StepworkError.Types.INVALID_DATA
 _TEXT_KEYS = ("id", "workflow_id", "transaction_id", "run_id", "state")
 _TIME_KEYS = ("created_at", "updated_at")
-FILTER_KEYS = (*_TEXT_KEYS, *_TIME_KEYS, "q")
+FILTER_KEYS = (*_TEXT_KEYS, *_TIME_KEYS, "q", "stale")
 ORDER_COLUMNS = ("id", "workflow_id", "transaction_id", "run_id", "state", "created_at", "updated_at")
 Q_COLUMNS = ("workflow_id", "transaction_id", "run_id")  # and state, by q_states
 # What PostgreSQL's trigram index for q holds (idx_wfe_search_ids, on the search table): every id q
@@ -66,6 +67,11 @@ def normalize_filters(filters: Mapping[str, Any] | None) -> dict[str, list[tuple
         if key not in FILTER_KEYS:
             raise StepworkError(_INVALID, f'Unknown filter "{key}". Known filters: {", ".join(FILTER_KEYS)}.')
         if value is None:
+            continue
+        if key == "stale":
+            if not isinstance(value, bool):
+                raise StepworkError(_INVALID, f'Filter "stale" takes True or False, got {value!r}.')
+            out[key] = [("$stale", value)]
             continue
         if key == "q":
             if not isinstance(value, str):
@@ -167,6 +173,9 @@ def to_sql(filters: dict[str, list[tuple[str, Any]]], param: Callable[[Any], str
     for key, conds in filters.items():
         column = time_column(key) if key in _TIME_KEYS else key
         for op, operand in conds:
+            if op == "$stale":
+                parts.append(_stale_sql(operand, param))
+                continue
             if op == "$q":
                 found = search(operand) if search is not None else None  # (placeholders are made in order)
                 if found is None:
@@ -187,6 +196,20 @@ def to_sql(filters: dict[str, list[tuple[str, Any]]], param: Callable[[Any], str
             else:
                 parts.append(f"{column} {_SQL_OPS[op]} {param(operand)}")
     return " AND ".join(parts)
+
+
+def _stale_sql(operand: Any, param: Callable[[Any], str]) -> str:
+    """``stale`` (an unfinished execution whose definition no live engine has), resolved by the
+    engine to ``(flag, live workflow ids, live definition hashes)``."""
+    if not isinstance(operand, tuple):
+        raise StepworkError(_INVALID, 'The filter "stale" is resolved by the engine (it knows the live workers): '
+                                      "list through WorkflowEngine, not the store.")
+    flag, names, hashes = operand
+    legacy = f"workflow_id NOT IN ({', '.join(param(n) for n in names)})" if names else "1=1"
+    current = f"definition_hash NOT IN ({', '.join(param(h) for h in hashes)})" if hashes else "1=1"
+    stale = (f"(state NOT IN {FINISHED} AND ((definition_hash IS NULL AND {legacy}) "
+             f"OR (definition_hash IS NOT NULL AND {current})))")
+    return stale if flag else f"NOT {stale}"
 
 
 def matches(row: Mapping[str, Any], filters: dict[str, list[tuple[str, Any]]]) -> bool:

@@ -25,7 +25,7 @@ from stepwork.storage.rows import FINISHED
 from stepwork.storage.search import trigram_index
 
 __all__ = ["API_KEYS", "DEFINITIONS", "EXECUTIONS", "METADATA", "MIGRATIONS_TABLE", "POSTGRES_SEARCH_INDEX",
-           "STEPS", "TIMERS"]
+           "STEPS", "TIMERS", "WORKERS"]
 
 METADATA = sa.MetaData()
 
@@ -122,6 +122,24 @@ API_KEYS = sa.Table(
     sa.Column("created_at", _TIME, nullable=False),
     sa.Column("revoked_at", _TIME),
     sa.Column("last_used_at", _TIME),
+)
+
+# Version 8: the engines (workers) sharing the database, each row kept by its engine's heartbeat:
+# what the admin API shows as worker health, and what tells which workflow versions some running
+# process has (an unfinished execution of a version none has is "stale"). ``definitions`` is a JSON
+# list of ``[workflow_id, version, definition_hash]``. A stopped engine keeps its row (``stopped_at``)
+# until the cleanup job removes it a day later.
+WORKERS = sa.Table(
+    "stepwork_worker", METADATA,
+    _text("id", primary_key=True, nullable=True),
+    _text("host", nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("lease_ttl", _SECONDS, nullable=False),  # it beats every third of it; silent for longer: gone
+    _text("definitions", nullable=False, server_default="[]"),
+    sa.Column("started_at", _TIME, nullable=False),
+    sa.Column("heartbeat_at", _TIME, nullable=False),
+    sa.Column("stopped_at", _TIME),
 )
 
 MIGRATIONS_TABLE = sa.Table(

@@ -12,7 +12,10 @@ from stepwork.storage.postgres.connection import PostgresDatabase
 from stepwork.storage.postgres.statements import KEY, acquire_sql
 from stepwork.storage.rows import FINISHED
 
-__all__ = ["Leases"]
+__all__ = ["IN_DEFINITIONS", "Leases"]
+
+# The definitions an engine has: executions stored without a definition hash (before version 2) pass.
+IN_DEFINITIONS = "(definition_hash IS NULL OR definition_hash = ANY(%s::text[]))"
 
 _ACQUIRE = acquire_sql(include_done=False)
 _ACQUIRE_INCLUDE_DONE = acquire_sql(include_done=True)
@@ -55,13 +58,16 @@ class Leases(PostgresDatabase):
                                        "tx": [k.transaction_id for k in unique],
                                        "run": [k.run_id for k in unique]})
 
-    async def orphans(self, now: float, limit: int, workflow_ids: Collection[str] | None = None) -> list[ExecutionKey]:
+    async def orphans(self, now: float, limit: int, workflow_ids: Collection[str] | None = None, *,
+                      definitions: Collection[str] | None = None) -> list[ExecutionKey]:
         args: tuple[Any, ...]
-        if workflow_ids is None:
-            sql, args = f"{_ORPHANS} LIMIT %s", (now, limit)
-        elif not workflow_ids:
+        if workflow_ids is not None and not workflow_ids:
             return []
-        else:
-            sql, args = f"{_ORPHANS} AND workflow_id = ANY(%s::text[]) LIMIT %s", (now, list(workflow_ids), limit)
+        sql, args = _ORPHANS, (now,)
+        if workflow_ids is not None:
+            sql, args = f"{sql} AND workflow_id = ANY(%s::text[])", (*args, list(workflow_ids))
+        if definitions is not None:
+            sql, args = f"{sql} AND {IN_DEFINITIONS}", (*args, list(definitions))
+        sql, args = f"{sql} LIMIT %s", (*args, limit)
         rows = await self._all(sql, args)
         return [ExecutionKey(*r) for r in rows]

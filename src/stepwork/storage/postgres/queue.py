@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from stepwork.errors import StepworkError
 from stepwork.storage.base import QUEUE_CHANNEL, Claimed, ExecutionKey, ExecutionRow
-from stepwork.storage.postgres.connection import PostgresDatabase, duplicate_is_conflict
+from stepwork.storage.postgres.connection import Conn, PostgresDatabase, duplicate_is_conflict
 from stepwork.storage.postgres.statements import TS
+from stepwork.storage.queue_limits import pick
 from stepwork.storage.rows import FINISHED, json_text
 
 __all__ = ["Queue"]
@@ -29,15 +30,27 @@ _INSERT = (
     f"{TS.format('created')}, {TS.format('created')}, %(version)s, %(progress)s, %(definition_hash)s, "
     f"{TS.format('created')}, %(priority)s) RETURNING 1) "
     f"SELECT pg_notify('{QUEUE_CHANNEL}', '') FROM ins")
-_CLAIM = (
-    "WITH c AS (SELECT workflow_id, transaction_id, run_id FROM workflow_execution WHERE queued_at IS NOT NULL "
+_CLAIMABLE = (
+    "SELECT workflow_id, transaction_id, run_id FROM workflow_execution WHERE queued_at IS NOT NULL "
     f"AND lease_owner IS NULL AND deleted_at IS NULL AND state NOT IN {FINISHED} "
-    "AND workflow_id = ANY(%(workflows)s::text[]) ORDER BY priority DESC, queued_at, id LIMIT %(limit)s "
-    "FOR UPDATE SKIP LOCKED) "
+    "AND workflow_id = ANY(%(workflows)s::text[]) "
+    "AND (%(definitions)s::text[] IS NULL OR definition_hash IS NULL "
+    "OR definition_hash = ANY(%(definitions)s::text[])) "
+    "ORDER BY priority DESC, queued_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED")
+_TAKE = (
     "UPDATE workflow_execution e SET lease_owner = %(owner)s, lease_expires_at = to_timestamp(%(until)s::float8), "
     "version = e.version + 1, queued_at = NULL FROM c WHERE e.workflow_id = c.workflow_id "
     "AND e.transaction_id = c.transaction_id AND e.run_id = c.run_id "
     "RETURNING e.workflow_id, e.transaction_id, e.run_id, e.version, e.priority, e.id")
+_CLAIM = f"WITH c AS ({_CLAIMABLE}) {_TAKE}"
+# The rows picked (under the per-workflow limits) from those locked by _CLAIMABLE, by key.
+_CLAIM_PICKED = ("WITH c AS (SELECT * FROM unnest(%(wf)s::text[], %(tx)s::text[], %(run)s::text[]) "
+                 f"AS c(workflow_id, transaction_id, run_id)) {_TAKE}")
+_RUNNING = ("SELECT workflow_id, count(*) FROM workflow_execution WHERE lease_owner IS NOT NULL "
+            f"AND state NOT IN {FINISHED} AND deleted_at IS NULL AND workflow_id = ANY(%s::text[]) "
+            "GROUP BY workflow_id")
+# Claims under per-workflow limits take turns across engines (the counts must hold until they commit).
+_LIMITS_LOCK = int.from_bytes(b"sw-limit", "big")
 _REQUEUE = (
     "WITH r AS (UPDATE workflow_execution SET lease_owner = NULL, lease_expires_at = NULL, "
     f"queued_at = {TS.format('now')}, version = version + 1 WHERE lease_owner IS NOT NULL "
@@ -58,16 +71,41 @@ class Queue(PostgresDatabase):
         with duplicate_is_conflict(row.transaction_id):
             await self._one(_INSERT, params)
 
-    async def claim_queued(self, owner: str, lease_until: float, limit: int,
-                           workflow_ids: Collection[str]) -> list[Claimed]:
+    async def claim_queued(self, owner: str, lease_until: float, limit: int, workflow_ids: Collection[str], *,
+                           definitions: Collection[str] | None = None,
+                           limits: Mapping[str, int] | None = None) -> list[Claimed]:
         if limit <= 0 or not workflow_ids:
             return []
-        rows = await self._all(_CLAIM, {"owner": owner, "until": lease_until, "limit": limit,
-                                        "workflows": list(workflow_ids)})
+        params: dict[str, Any] = {"owner": owner, "until": lease_until, "limit": limit,
+                                  "workflows": list(workflow_ids),
+                                  "definitions": None if definitions is None else list(definitions)}
+        limited = {w: n for w, n in (limits or {}).items() if w in workflow_ids}
+        if limited:
+            rows = await self._run(lambda conn: self._claim_limited(conn, params, limited))
+        else:
+            rows = await self._all(_CLAIM, params)
         # (RETURNING keeps no order: the claiming order again, highest priority first, then by id,
         # which is a ULID made when the run was queued.)
         rows.sort(key=lambda r: (-r[4], r[5]))
         return [Claimed(ExecutionKey(r[0], r[1], r[2]), int(r[3])) for r in rows]
+
+    @staticmethod
+    async def _claim_limited(conn: Conn, params: dict[str, Any], limited: dict[str, int]) -> list[Any]:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LIMITS_LOCK,))
+            cur = await conn.execute(_RUNNING, (list(limited),))
+            running = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+            allowed = [w for w in params["workflows"] if w not in limited or running.get(w, 0) < limited[w]]
+            if not allowed:
+                return []
+            cur = await conn.execute(_CLAIMABLE, {**params, "workflows": allowed,
+                                                  "limit": min(params["limit"] * 4, 500)})
+            picked = pick(await cur.fetchall(), params["limit"], limited, running)
+            if not picked:
+                return []
+            cur = await conn.execute(_CLAIM_PICKED, {**params, "wf": [r[0] for r in picked],
+                                                     "tx": [r[1] for r in picked], "run": [r[2] for r in picked]})
+            return list(await cur.fetchall())
 
     async def requeue_abandoned(self, owner: str, now: float) -> int:
         r = await self._one(_REQUEUE, {"owner": f"abandoned:{owner}", "now": now})

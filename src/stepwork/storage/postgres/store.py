@@ -8,11 +8,12 @@ from stepwork.storage.postgres.queue import Queue
 from stepwork.storage.postgres.records import Records
 from stepwork.storage.postgres.retention import Retention
 from stepwork.storage.postgres.timers import Timers
+from stepwork.storage.postgres.workers import Workers
 
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(Checkpoints, Leases, Queue, Records, Retention, Timers):
+class PostgresStore(Checkpoints, Leases, Queue, Records, Retention, Timers, Workers):
     """An :class:`~stepwork.storage.base.ExecutionStore` on PostgreSQL (psycopg 3, async).
 
     ``PostgresStore(url)``: see :class:`~stepwork.storage.postgres.connection.PostgresDatabase`.

@@ -20,8 +20,14 @@ _REPLACE = "DO UPDATE SET due_at = excluded.due_at, data = excluded.data, claime
 _COLUMNS = f"id, workflow_id, transaction_id, run_id, kind, {epoch('due_at')}, step_index, data"
 
 
-def _due_sql(filtered: bool) -> str:
+def _due_sql(filtered: bool, of_definitions: bool) -> str:
     only = " AND workflow_id = ANY(%(workflows)s::text[])" if filtered else ""
+    if of_definitions:  # a schedule's timer (no execution) passes, and so do those of executions it has
+        only += (" AND (transaction_id = '' OR NOT EXISTS (SELECT 1 FROM workflow_execution e "
+                 "WHERE e.workflow_id = workflow_timer.workflow_id "
+                 "AND e.transaction_id = workflow_timer.transaction_id "
+                 "AND e.run_id = workflow_timer.run_id AND e.definition_hash IS NOT NULL "
+                 "AND NOT e.definition_hash = ANY(%(definitions)s::text[])))")
     return (
         "WITH c AS (SELECT id FROM workflow_timer WHERE due_at <= to_timestamp(%(now)s::float8) "
         f"AND (claimed_until IS NULL OR claimed_until < to_timestamp(%(now)s::float8)){only} "
@@ -31,8 +37,7 @@ def _due_sql(filtered: bool) -> str:
         f'SELECT {_COLUMNS} FROM u ORDER BY due_at, id COLLATE "C"')
 
 
-_DUE = _due_sql(filtered=False)
-_DUE_OF_WORKFLOWS = _due_sql(filtered=True)
+_DUE = {(f, d): _due_sql(f, d) for f in (False, True) for d in (False, True)}
 
 
 class Timers(PostgresDatabase):
@@ -44,15 +49,16 @@ class Timers(PostgresDatabase):
             timer.due_at, json.dumps(timer.data)))
 
     async def due_timers(self, now: float, owner: str, limit: int, claim_for: float,
-                         workflow_ids: Collection[str] | None = None) -> list[TimerRow]:
+                         workflow_ids: Collection[str] | None = None, *,
+                         definitions: Collection[str] | None = None) -> list[TimerRow]:
         params: dict[str, Any] = {"now": now, "limit": limit, "owner": owner, "until": now + claim_for}
-        if workflow_ids is None:
-            sql = _DUE
-        elif not workflow_ids:
+        if workflow_ids is not None and not workflow_ids:
             return []
-        else:
-            sql = _DUE_OF_WORKFLOWS
+        if workflow_ids is not None:
             params["workflows"] = list(workflow_ids)
+        if definitions is not None:
+            params["definitions"] = list(definitions)
+        sql = _DUE[workflow_ids is not None, definitions is not None]
         rows = await self._all(sql, params)
         return [TimerRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
 

@@ -12,7 +12,7 @@ from stepwork.storage.base import ExecutionKey
 from stepwork.storage.rows import FINISHED
 from stepwork.storage.sqlite.connection import SQLiteDatabase
 
-__all__ = ["Leases"]
+__all__ = ["IN_DEFINITIONS", "IN_WORKFLOWS", "Leases", "definitions_args"]
 
 _KEY = "workflow_id = ? AND transaction_id = ? AND run_id = ?"
 # A list of values travels as one JSON parameter (one statement text whatever the count, and no
@@ -20,6 +20,16 @@ _KEY = "workflow_id = ? AND transaction_id = ? AND run_id = ?"
 _IN_KEYS = ("(workflow_id, transaction_id, run_id) IN (SELECT json_extract(value, '$[0]'), "
             "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?))")
 IN_WORKFLOWS = "workflow_id IN (SELECT value FROM json_each(?))"
+# The definitions an engine has (a JSON list), or NULL for no filter: executions stored without a
+# definition hash (before version 2) pass.
+# (Its parameter is given twice: see ``definitions_args``.)
+IN_DEFINITIONS = "(? IS NULL OR definition_hash IS NULL OR definition_hash IN (SELECT value FROM json_each(?)))"
+
+
+def definitions_args(definitions: Collection[str] | None) -> tuple[str | None, str | None]:
+    """The two parameters of :data:`IN_DEFINITIONS`."""
+    listed = None if definitions is None else json.dumps(list(definitions))
+    return listed, listed
 
 
 def _acquire_sql(finished: tuple[str, ...]) -> str:
@@ -71,13 +81,15 @@ class Leases(SQLiteDatabase):
             f"UPDATE workflow_execution SET lease_expires_at = ? WHERE lease_owner = ? AND {_IN_KEYS}",
             (lease_until, owner, listed)))
 
-    async def orphans(self, now: float, limit: int, workflow_ids: Collection[str] | None = None) -> list[ExecutionKey]:
+    async def orphans(self, now: float, limit: int, workflow_ids: Collection[str] | None = None, *,
+                      definitions: Collection[str] | None = None) -> list[ExecutionKey]:
         args: tuple[Any, ...]
         if workflow_ids is None:
-            sql, args = f"{_ORPHANS} LIMIT ?", (now, limit)
+            sql, args = f"{_ORPHANS} AND {IN_DEFINITIONS} LIMIT ?", (now, *definitions_args(definitions), limit)
         elif not workflow_ids:
             return []
         else:
-            sql, args = f"{_ORPHANS} AND {IN_WORKFLOWS} LIMIT ?", (now, json.dumps(list(workflow_ids)), limit)
+            sql = f"{_ORPHANS} AND {IN_WORKFLOWS} AND {IN_DEFINITIONS} LIMIT ?"
+            args = (now, json.dumps(list(workflow_ids)), *definitions_args(definitions), limit)
         rows = await self._retry(lambda: self.conn.execute(sql, args).fetchall())
         return [ExecutionKey(*r) for r in rows]

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from stepwork.storage.base import Claimed, ExecutionKey, ExecutionRow
+from stepwork.storage.queue_limits import pick
 from stepwork.storage.rows import FINISHED, already_started, json_text
 from stepwork.storage.sqlite.checkpoints import COLUMNS
 from stepwork.storage.sqlite.connection import SQLiteDatabase
-from stepwork.storage.sqlite.leases import IN_WORKFLOWS
+from stepwork.storage.sqlite.leases import IN_DEFINITIONS, IN_WORKFLOWS, definitions_args
 
 __all__ = ["Queue"]
 
@@ -20,7 +21,9 @@ _INSERT = (f"INSERT INTO workflow_execution ({COLUMNS}, queued_at, priority) "
            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _CLAIMABLE = ("SELECT workflow_id, transaction_id, run_id FROM workflow_execution WHERE queued_at IS NOT NULL "
               f"AND lease_owner IS NULL AND deleted_at IS NULL AND state NOT IN {FINISHED} AND {IN_WORKFLOWS} "
-              "ORDER BY priority DESC, queued_at, id LIMIT ?")
+              f"AND {IN_DEFINITIONS} ORDER BY priority DESC, queued_at, id LIMIT ?")
+_RUNNING = ("SELECT workflow_id, count(*) FROM workflow_execution WHERE lease_owner IS NOT NULL "
+            f"AND state NOT IN {FINISHED} AND deleted_at IS NULL AND {IN_WORKFLOWS} GROUP BY workflow_id")
 _CLAIM = ("UPDATE workflow_execution SET lease_owner = ?, lease_expires_at = ?, version = version + 1, "
           "queued_at = NULL WHERE workflow_id = ? AND transaction_id = ? AND run_id = ? RETURNING version")
 _REQUEUE = ("UPDATE workflow_execution SET lease_owner = NULL, lease_expires_at = NULL, queued_at = ?, "
@@ -45,15 +48,23 @@ class Queue(SQLiteDatabase):
                 raise already_started(row.transaction_id) from None
         await self._tx(run)
 
-    async def claim_queued(self, owner: str, lease_until: float, limit: int,
-                           workflow_ids: Collection[str]) -> list[Claimed]:
+    async def claim_queued(self, owner: str, lease_until: float, limit: int, workflow_ids: Collection[str], *,
+                           definitions: Collection[str] | None = None,
+                           limits: Mapping[str, int] | None = None) -> list[Claimed]:
         if limit <= 0 or not workflow_ids:
             return []
-        workflows = json.dumps(list(workflow_ids))
+        limited = {w: n for w, n in (limits or {}).items() if w in workflow_ids}
 
         def run(conn: sqlite3.Connection) -> list[Claimed]:
+            # (The write lock is held from BEGIN IMMEDIATE: the counts stay true until the claims commit.)
+            running = dict(conn.execute(_RUNNING, (json.dumps(list(limited)),)).fetchall()) if limited else {}
+            allowed = [w for w in workflow_ids if w not in limited or running.get(w, 0) < limited[w]]
+            if not allowed:
+                return []
+            scan = limit if not limited else min(limit * 4, 500)
+            rows = conn.execute(_CLAIMABLE, (json.dumps(allowed), *definitions_args(definitions), scan)).fetchall()
             claimed = []
-            for wf, tx, run_id in conn.execute(_CLAIMABLE, (workflows, limit)).fetchall():
+            for wf, tx, run_id in pick(rows, limit, limited, running):
                 version = conn.execute(_CLAIM, (owner, lease_until, wf, tx, run_id)).fetchone()[0]
                 claimed.append(Claimed(ExecutionKey(wf, tx, run_id), int(version)))
             return claimed

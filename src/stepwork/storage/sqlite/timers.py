@@ -9,13 +9,20 @@ from typing import Any
 
 from stepwork.storage.base import ExecutionKey, TimerRow
 from stepwork.storage.sqlite.connection import SQLiteDatabase
-from stepwork.storage.sqlite.leases import IN_WORKFLOWS
+from stepwork.storage.sqlite.leases import IN_WORKFLOWS, definitions_args
 
 __all__ = ["Timers"]
 
 _DUE = ("SELECT id, workflow_id, transaction_id, run_id, kind, due_at, step_index, data FROM workflow_timer "
         "WHERE due_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)")
 _ORDER = " ORDER BY due_at, id LIMIT ?"
+# A timer of an execution passes if the execution's definition is one the engine has (or none is
+# stored); a schedule's timer (no execution: empty transaction id) passes.
+_OF_DEFINITIONS = (
+    " AND (? IS NULL OR transaction_id = '' OR NOT EXISTS (SELECT 1 FROM workflow_execution e "
+    "WHERE e.workflow_id = workflow_timer.workflow_id AND e.transaction_id = workflow_timer.transaction_id "
+    "AND e.run_id = workflow_timer.run_id AND e.definition_hash IS NOT NULL "
+    "AND e.definition_hash NOT IN (SELECT value FROM json_each(?))))")
 _INSERT = ("INSERT INTO workflow_timer (id, workflow_id, transaction_id, run_id, step_index, kind, due_at, data) "
            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) ")
 _REPLACE = "DO UPDATE SET due_at = excluded.due_at, data = excluded.data, claimed_by = NULL, claimed_until = NULL"
@@ -31,14 +38,16 @@ class Timers(SQLiteDatabase):
             timer.due_at, json.dumps(timer.data))))
 
     async def due_timers(self, now: float, owner: str, limit: int, claim_for: float,
-                         workflow_ids: Collection[str] | None = None) -> list[TimerRow]:
+                         workflow_ids: Collection[str] | None = None, *,
+                         definitions: Collection[str] | None = None) -> list[TimerRow]:
         args: tuple[Any, ...]
         if workflow_ids is None:
-            sql, args = _DUE + _ORDER, (now, now, limit)
+            sql, args = _DUE + _OF_DEFINITIONS + _ORDER, (now, now, *definitions_args(definitions), limit)
         elif not workflow_ids:
             return []
         else:
-            sql, args = f"{_DUE} AND {IN_WORKFLOWS}{_ORDER}", (now, now, json.dumps(list(workflow_ids)), limit)
+            sql = f"{_DUE} AND {IN_WORKFLOWS}{_OF_DEFINITIONS}{_ORDER}"
+            args = (now, now, json.dumps(list(workflow_ids)), *definitions_args(definitions), limit)
 
         def run(conn: sqlite3.Connection) -> list[TimerRow]:
             rows = conn.execute(sql, args).fetchall()
