@@ -139,6 +139,7 @@ class _ConnectionWrapper:
         self.executes = 0
         self.blocks = 0
         self.outside_blocks = 0  # executes in autocommit, outside a transaction() block: one commit each
+        self.shared = 0  # statements that rode in another's round trip and commit (a group commit's)
         self.kinds: Counter[str] = Counter()
         self.depth = 0
         real_execute, real_transaction = conn.execute, conn.transaction
@@ -186,6 +187,20 @@ class _WireCounter:
         self.wrapper.count(sql)
         return await self.wire.one(conn, sql, params)
 
+    def encode(self, sql: str, params: Any) -> Any:
+        return self.wire.encode(sql, params)
+
+    async def send(self, conn: Any, encoded: Any) -> Any:
+        self.wrapper.count(encoded.stmt.sql.decode())
+        return await self.wire.send(conn, encoded)
+
+    async def many(self, conn: Any, batch: Any) -> Any:
+        """A group commit: every statement counts, the batch is one round trip and one commit."""
+        for e in batch:
+            self.wrapper.count(e.stmt.sql.decode())
+        self.wrapper.shared += len(batch) - 1
+        return await self.wire.many(conn, batch)
+
 
 @contextlib.asynccontextmanager
 async def _count_postgres(store: Any) -> AsyncIterator[Counted]:
@@ -206,7 +221,7 @@ async def _count_postgres(store: Any) -> AsyncIterator[Counted]:
     # Each mark is two statements, two transactions; the first mark's are counted in the second's
     # reading (see _pg_mark), the second's are not.
     counted.commits = after[0] - before[0] - 2
-    counted.round_trips = wrapper.executes + 2 * wrapper.blocks
+    counted.round_trips = wrapper.executes - wrapper.shared + 2 * wrapper.blocks
     counted.kinds = wrapper.kinds
     if pgss and after[1] is not None and before[1] is not None:
         counted.statements = after[1] - before[1] - 2
@@ -215,7 +230,7 @@ async def _count_postgres(store: Any) -> AsyncIterator[Counted]:
         counted.statements = wrapper.executes
         source = ("statements the store sent, through psycopg's execute or its libpq path "
                   "(pg_stat_statements not loaded by the server)")
-    counted.client_commits = wrapper.outside_blocks + wrapper.blocks
+    counted.client_commits = wrapper.outside_blocks - wrapper.shared + wrapper.blocks
     approx = "" if version >= 150000 else " (approximate before PostgreSQL 15: the statistics are sent late)"
     counted.method = (f"commits: pg_stat_database.xact_commit of the bench database{approx} (autovacuum's "
                       "transactions there included; client_commits_per_step: the store's autocommit executes "

@@ -8,6 +8,7 @@
     python -m benchmarks.run --with-medusa        # Medusa's bench.mjs too, beside W1..W5
     python -m benchmarks.run stored --with-dbos   # DBOS's bench.py too, beside the stored W1/W2
     python -m benchmarks.run W1-sqlite --profile 10   # cProfile of the timed runs, top 10 by tottime
+    python -m benchmarks.run W8 --with-dbos       # W8: queued runs via 1, 2, 4 worker processes (not by default)
 
 Workloads: W1..W5 in memory (``benchmarks/workloads.py``); W1-sqlite, W2-sqlite, W1-postgres,
 W2-postgres (W1/W2 as stored workflows), W6 and W6-postgres (1,000-step vs 10-step stored workflow)
@@ -48,10 +49,14 @@ if __package__ in (None, ""):  # run as a script (e.g. from shared/peers/run_all
 MEMORY = ["W1", "W2", "W3", "W4", "W5"]
 STORED = ["W1-sqlite", "W1-sqlite-retained", "W2-sqlite", "W2-sqlite-retained",
           "W1-postgres", "W1-postgres-retained", "W2-postgres", "W2-postgres-retained",
-          "W6", "W6-retained", "W6-postgres", "W6-postgres-retained", "W7"]
+          "W6", "W6-retained", "W6-postgres", "W6-postgres-retained", "W7",
+          "W4-postgres"]  # W4-postgres: benchmarks/w4.py
 HTTP = ["W9-sqlite", "W9-postgres"]  # the admin API over 100,000 executions: not in the default set (~1 min each)
+# W8 (benchmarks/w8.py): 20,000 queued runs drained by 1, 2, 4 worker processes; not in the default set
+SCALE = ["W8-1w", "W8-2w", "W8-4w"]
+SCALE_IO = ["W8-io-1w", "W8-io-2w", "W8-io-4w"]
 ALL = MEMORY + STORED
-GROUPS = {"memory": MEMORY, "stored": STORED, "http": HTTP, "all": ALL}
+GROUPS = {"memory": MEMORY, "stored": STORED, "http": HTTP, "all": ALL, "w8": SCALE, "w8-io": SCALE_IO}
 DEFAULT_MEDUSA_PREFIX = "/work/peers-scratch/medusa"
 DEFAULT_MEDUSA_BENCH = ROOT.parent / "shared" / "peers" / "medusa" / "bench.mjs"
 DEFAULT_DBOS_PYTHON = "/work/peers-scratch/venv/bin/python"
@@ -67,6 +72,7 @@ W3_OVERHEAD_TARGET_US = 50.0
 SQLITE_ABOVE_MEMORY_TARGET_US = 30.0   # stored on SQLite: <= 30 us per step above the in-memory path
 PG_STEP_TARGET_US = 350.0              # stored on PostgreSQL: <= 350 us per step
 DBOS_RATIO_TARGET = 8.0                # stored on PostgreSQL: runs/s >= 8x DBOS on the same database
+W4_DBOS_RATIO_TARGET = 20.0            # W4 stored on PostgreSQL: runs/s >= 20x DBOS
 W6_RATIO_TARGET = 1.3                  # 1,000-step us/step <= 1.3x the 10-step figure
 W6_LONG = 1000
 W7_PEAK_RSS_TARGET_MB = 300.0          # 10,000 waiting executions: peak RSS <= 300 MB
@@ -92,7 +98,7 @@ def key_of(rec: dict[str, Any]) -> str:
     """The workload id (as given on the command line) of a JSON line of any peer."""
     w, mode = str(rec["workload"]), rec.get("mode", "in-memory")
     backend = mode[len("durable-"):] if mode.startswith("durable-") else ""
-    if backend and w in ("W1", "W2"):
+    if backend and w in ("W1", "W2", "W4"):
         w = f"{w}-{backend}"
     elif backend == "postgres" and w == "W6":
         w = "W6-postgres"
@@ -120,10 +126,17 @@ def run_in_process(workloads: list[str], scale: float, profile: int = 0) -> tupl
         from benchmarks.stored import STORED_WORKLOADS
 
         table.update(STORED_WORKLOADS)
+        from benchmarks.w4 import W4_WORKLOADS
+
+        table.update(W4_WORKLOADS)
     if any(w in HTTP for w in workloads):
         from benchmarks.w9 import W9_WORKLOADS
 
         table.update(W9_WORKLOADS)
+    if any(w in SCALE + SCALE_IO for w in workloads):
+        from benchmarks.w8 import W8_WORKLOADS
+
+        table.update(W8_WORKLOADS)
     out, skipped = [], []
     for w in workloads:
         profiler = _start_profile(w) if profile else None
@@ -282,7 +295,7 @@ class Dbos:
         return {**os.environ, "DBOS_BENCH_PG_URL": self.pg_url}
 
 
-DBOS_WORKLOADS = ("W1-sqlite", "W2-sqlite", "W1-postgres", "W2-postgres")
+DBOS_WORKLOADS = ("W1-sqlite", "W2-sqlite", "W1-postgres", "W2-postgres", "W4-postgres")
 
 
 def dbos_beside(w: str, workloads: list[str]) -> bool:
@@ -421,6 +434,10 @@ def stored_summary(records: list[dict[str, Any]], workloads: list[str], dbos_not
             rows.append([*blank, f">= {DBOS_RATIO_TARGET:.0f}x DBOS runs/s",
                          "-" if ratio is None else f"{ratio:.1f}x",
                          "- (DBOS not run)" if ratio is None else met_of(ratio >= DBOS_RATIO_TARGET, 0)])
+        elif base_w == "W4-postgres":
+            rows.append([*base, f">= {W4_DBOS_RATIO_TARGET:.0f}x DBOS runs/s",
+                         "-" if ratio is None else f"{ratio:.1f}x",
+                         "- (DBOS not run)" if ratio is None else met_of(ratio >= W4_DBOS_RATIO_TARGET, bad)])
         elif base_w in ("W6", "W6-postgres"):
             n = int(_median([r["steps_per_run"] for r in sw]) or W6_LONG)
             r10 = _median([r.get("us_per_step_at_10") for r in sw])
@@ -448,7 +465,7 @@ def stored_summary(records: list[dict[str, Any]], workloads: list[str], dbos_not
                          "after)")
     for w in workloads:
         sw = by.get(("stepwork", w), [])
-        if twin(w) in DBOS_WORKLOADS and sw:
+        if twin(w) in DBOS_WORKLOADS and sw and w != "W4-postgres":
             notes.append(f"{w}: in memory {_fmt(_median([r.get('memory_us_per_step') for r in sw]), 2)} us/step "
                          f"(same process, right before), stored {_fmt(_median([r['us_per_step'] for r in sw]), 2)}"
                          + (f"; {_fmt(_median([r.get('rows_left') for r in sw]), 0)} executions kept"
@@ -543,7 +560,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "the timed runs of a stored workload, the whole of an in-memory one")
     ap.add_argument("--timeout", type=float, default=590.0, metavar="S", help="seconds per bench process")
     args = ap.parse_args(argv)
-    canonical = {w.lower(): w for w in ALL + HTTP}
+    canonical = {w.lower(): w for w in ALL + HTTP + SCALE + SCALE_IO}
     chosen: list[str] = []
     unknown: list[str] = []
     for w in args.workloads:
@@ -585,6 +602,10 @@ def main(argv: list[str] | None = None) -> int:
                                        dict.fromkeys(skipped, "database unreachable")))
             if any(w in HTTP for w in workloads):
                 log(http_summary(records, workloads))
+            if any(w in SCALE + SCALE_IO for w in workloads) and not single:
+                from benchmarks.w8 import w8_summary
+
+                log(w8_summary(records, workloads))
             if not all(r["ok"] for r in records):
                 return 1
             return SKIPPED if skipped and not records else 0
@@ -620,10 +641,10 @@ def orchestrate(args: argparse.Namespace, workloads: list[str], out_file: TextIO
             workloads = [w for w in workloads if not is_postgres(w)]
     dbos: Dbos | None = None
     dbos_note = "DBOS not run (add --with-dbos)"
-    if args.with_dbos and any(twin(w) in DBOS_WORKLOADS for w in workloads):
+    if args.with_dbos and any(twin(w) in DBOS_WORKLOADS or w in SCALE + SCALE_IO for w in workloads):
         dbos = Dbos()
         problem = dbos.problem()
-        if problem is None and any(is_postgres(w) for w in workloads):
+        if problem is None and any(is_postgres(w) or w in SCALE + SCALE_IO for w in workloads):
             problem = dbos.ensure_pg_database()
         if problem:
             log(f"Skipping DBOS: {problem}")
@@ -645,6 +666,10 @@ def orchestrate(args: argparse.Namespace, workloads: list[str], out_file: TextIO
                 jobs.append((f"medusa {w}", medusa.cmd(w), medusa.env()))
             if dbos and dbos_beside(w, workloads):
                 jobs.append((f"dbos {twin(w)}", dbos.cmd(w), dbos.env()))
+            if dbos and w in SCALE + SCALE_IO:
+                from benchmarks.w8 import dbos_command
+
+                jobs.append((f"dbos {w}", dbos_command(str(dbos.python), w, args.runs_scale), dbos.env()))
             for label, cmd, env in jobs:
                 lines, clean = run_process(cmd, f"{label} (rep {rep})", args.timeout, env)
                 failed |= not clean
@@ -667,6 +692,10 @@ def orchestrate(args: argparse.Namespace, workloads: list[str], out_file: TextIO
             log(f"PostgreSQL rows skipped: {pg_note}")
     if any(w in HTTP for w in every):
         log("\n" + http_summary(records, every, skipped))
+    if any(w in SCALE + SCALE_IO for w in every):
+        from benchmarks.w8 import w8_summary
+
+        log("\n" + w8_summary(records, every))
     return 1 if failed else 0
 
 

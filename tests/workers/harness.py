@@ -190,7 +190,7 @@ class PrivatePostgres:
 
 @dataclasses.dataclass
 class Disruption:
-    """A fault the harness caused: ``kind`` (kill, stop, pg-restart), the process hit (``None``: all of
+    """A fault the harness caused: ``kind`` (kill, stop, pg-restart, term), the process hit (``None``: all of
     them, the database went away), and when (``t0``..``t1``, wall clock; a stop lasts until its SIGCONT)."""
 
     kind: str
@@ -265,6 +265,29 @@ class Fleet:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         self.disruptions.append(Disruption("kill", proc.pid, t, t))
+
+    def terminate(self, index: int) -> Disruption:
+        """SIGTERM worker ``index`` (its engine's graceful stop, ``--grace``); the disruption lasts until it
+        exits (``t1`` is set by :meth:`wait_exit`): steps it cut short may run again elsewhere."""
+        proc = self.procs[index]
+        t = time.time()
+        proc.send_signal(signal.SIGTERM)
+        d = Disruption("term", proc.pid, t, float("inf"))
+        self.disruptions.append(d)
+        return d
+
+    async def wait_exit(self, index: int, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for worker ``index`` to exit; its exit code."""
+        proc = self.procs[index]
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {index} still running {timeout}s later\n{self.output(index)}")
+            await asyncio.sleep(0.05)
+        for d in self.disruptions:
+            if d.kind == "term" and d.pid == proc.pid and d.t1 == float("inf"):
+                d.t1 = time.time()
+        return proc.returncode
 
     def freeze(self, index: int) -> Disruption:
         proc = self.procs[index]
@@ -456,6 +479,9 @@ def _hit(inv: dict[str, Any], nxt: dict[str, Any], disruptions: list[Disruption]
     for d in disruptions:
         if d.pid is None:  # the database went away while it ran
             if inv["t"] <= d.t1 + PG_SLACK and nxt["t"] >= d.t0:
+                return d
+        elif d.kind == "term":  # a graceful stop cuts short, at the end of its grace, what runs then
+            if d.pid == inv["pid"] and inv["t"] <= d.t1 and nxt["t"] >= d.t0:
                 return d
         elif d.pid == inv["pid"] and inv["t"] <= d.t0 <= nxt["t"]:
             return d

@@ -29,7 +29,7 @@ from typing import Any
 
 from stepwork import StepworkError, WorkflowEngine
 from tests.workers import workflows
-from tests.workers.journal import STEPS, TICK_WORKFLOW, Journal, parse_runs, transaction_ids
+from tests.workers.journal import Journal, parse_runs, transaction_ids
 
 ASYNC_STEP = "async-2"
 _RETRY_REFUSED_FOR = 120.0  # seconds a completer keeps trying a refused completion
@@ -45,7 +45,7 @@ class Worker:
         if args.tick_interval > 0:
             workflows.register_tick(args.tick_interval, args.tick_count)
         self.engine = WorkflowEngine(args.database_url, lease_ttl=args.lease_ttl, poll_interval=args.poll_interval,
-                                     cleanup_interval=3600)
+                                     cleanup_interval=3600, concurrency=args.engine_concurrency)
         if args.freeze_before_tick_move:
             self.fault_at_tick_move(signal.SIGSTOP)
         elif args.kill_after_tick_move:
@@ -72,6 +72,11 @@ class Worker:
     async def start_one(self, workflow: str, tid: str) -> None:
         for _ in range(200):
             try:
+                if self.args.queue:
+                    await self.engine.run(workflow, {"tid": tid}, transaction_id=tid, queue=True,
+                                          priority=self.args.priority)
+                    self.journal.write("queued", wf=workflow, tid=tid)
+                    return
                 result = await self.engine.run(workflow, {"tid": tid}, transaction_id=tid, throw_on_error=False)
             except StepworkError as exc:
                 self.journal.write("run", wf=workflow, tid=tid, outcome=f"{exc.type}: {exc.message}")
@@ -212,8 +217,9 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         await self.start_engine()
-        for name in [*STEPS, TICK_WORKFLOW]:
-            await self.engine.subscribe(name, self.on_event, subscriber_id="harness-journal")
+        # The runs this process drives only: on PostgreSQL a workflow subscriber also gets other
+        # processes' events (docs/workers.md, "Events from every worker"), which the journal must not count.
+        self.engine.subscriptions.add_global(self.on_event, "harness-journal")
         self.journal.write("ready")
         go = self.dir / "go"
         while not go.exists() and not stop.is_set():
@@ -225,7 +231,7 @@ class Worker:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.engine.stop()
+        await self.engine.stop(grace=self.args.grace)
         self.journal.write("stopped")
 
 
@@ -237,6 +243,15 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prefix", default=None, help="transaction id prefix (default: w{index})")
     p.add_argument("--runs", default="", help="runs this worker starts, e.g. slow=3,fail=1,retry=1,async=1")
     p.add_argument("--concurrency", type=int, default=0, help="runs in flight at once (0: all)")
+    p.add_argument("--queue", action="store_true",
+                   help="queue this worker's runs (engine.run(..., queue=True)) instead of driving them")
+    p.add_argument("--priority", type=int, default=0, help="the priority of the runs queued with --queue")
+    p.add_argument("--engine-concurrency", type=int, default=10,
+                   help="WorkflowEngine(concurrency=N): queued runs claimed at once (0: claim none)")
+    p.add_argument("--local-finish", action="store_true",
+                   help="journal the on_finish events of the runs this process drives only (an engine-wide "
+                        "subscriber): on PostgreSQL a workflow subscriber also gets other processes' events")
+    p.add_argument("--grace", type=float, default=0.0, help="on SIGTERM: engine.stop(grace=SECONDS)")
     p.add_argument("--lease-ttl", type=float, default=2.0)
     p.add_argument("--poll-interval", type=float, default=0.2)
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every step's duration")

@@ -1,5 +1,5 @@
 """PostgreSQL checkpoints: inserting an execution and the fenced writes of its progress, each one
-statement (see :mod:`.statements`)."""
+statement (see :mod:`.statements`), sent alone or in a group commit (see :mod:`.group_commit`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from stepwork.storage.base import ExecutionKey, ExecutionRow, FinishData, StepRow
 from stepwork.storage.postgres.connection import PostgresDatabase, duplicate_is_conflict
 from stepwork.storage.postgres.statements import insert_sql, step_params, write_sql
-from stepwork.storage.rows import json_text, lease_lost
+from stepwork.storage.rows import already_started, json_text, lease_lost
 
 __all__ = ["Checkpoints", "key_params"]
 
@@ -39,7 +39,9 @@ class Checkpoints(PostgresDatabase):
         sql = insert_sql(count, bool(delete_timers))
 
         with duplicate_is_conflict(row.transaction_id):
-            await self._hot(sql, params)
+            inserted = await self._hot(sql, params)
+        if inserted is None:  # the key is taken (ON CONFLICT DO NOTHING)
+            raise already_started(row.transaction_id)
 
     async def write_steps(self, key: ExecutionKey, owner: str, version: int, steps: Sequence[StepRow]) -> int:
         count, params = step_params(steps)

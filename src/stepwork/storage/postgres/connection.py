@@ -19,7 +19,8 @@ from psycopg.rows import TupleRow
 
 from stepwork.errors import StepworkError
 from stepwork.storage import migrations
-from stepwork.storage.postgres.wire import Wire
+from stepwork.storage.postgres.group_commit import GroupCommit
+from stepwork.storage.postgres.wire import Row, Wire
 from stepwork.storage.rows import already_started
 
 __all__ = ["DB_ERROR", "Conn", "PostgresDatabase", "duplicate_is_conflict"]
@@ -83,6 +84,7 @@ class PostgresDatabase:
         self._open = False
         self._lock = asyncio.Lock()
         self._wire = Wire()
+        self.group_commit = GroupCommit(self)  # checkpoints of concurrent executions share commits
 
     async def open(self) -> None:
         """Connect and apply pending migrations (a no-op when open)."""
@@ -153,12 +155,20 @@ class PostgresDatabase:
             return await cur.fetchone()
         return await self._run(run)
 
-    async def _hot(self, sql: str, params: dict[str, Any]) -> tuple[bytes | None, ...] | None:
+    async def _hot(self, sql: str, params: dict[str, Any]) -> Row | None:
         """The first row of a checkpoint statement sent on libpq directly (see :mod:`.wire`): text
-        columns, as bytes."""
-        async def run(conn: Conn) -> tuple[bytes | None, ...] | None:
+        columns, as bytes. Sent alone if the connection is idle; otherwise in the next group commit
+        with the other checkpoints waiting (see :mod:`.group_commit`), answered after its commit."""
+        group = self.group_commit
+        lock = self._lock
+        if not group.idle() or lock.locked() or getattr(lock, "_waiters", None):  # busy, or calls queued
+            return await group.submit(sql, params)
+
+        async def run(conn: Conn) -> Row | None:
             return await self._wire.one(conn, sql, params)
-        return await self._run(run)
+        row = await self._run(run)
+        group.alone += 1
+        return row
 
     async def _all(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[TupleRow]:
         async def run(conn: Conn) -> list[TupleRow]:

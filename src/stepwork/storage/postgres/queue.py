@@ -119,8 +119,13 @@ class Queue(PostgresDatabase):
         a lost connection is made again, with a growing pause, while polling covers the gap."""
         pause = 0.5
         while True:
+            connecting = asyncio.ensure_future(self._connect())
             try:
-                conn = await self._connect()
+                conn = await asyncio.shield(connecting)
+            except asyncio.CancelledError:  # stopped while connecting: the connection made is closed
+                with contextlib.suppress(BaseException):
+                    await (await connecting).close()
+                raise
             except StepworkError as exc:
                 logger.warning("Cannot listen for queued runs (%s); polling only, trying again in %.0f s.",
                                exc, pause)
@@ -137,6 +142,6 @@ class Queue(PostgresDatabase):
                 logger.warning("Listening for queued runs stopped (%s); polling meanwhile.", exc)
             finally:
                 with contextlib.suppress(Exception):
-                    await conn.close()
+                    await asyncio.shield(conn.close())  # (closed even if this task is being cancelled)
             await asyncio.sleep(pause)
             pause = min(pause * 2, _RECONNECT_MAX)

@@ -69,15 +69,17 @@ _INSERT = (
 
 @cache
 def insert_sql(count: int, timers: bool) -> str:
-    """The insert of an execution with ``count`` step rows, deleting ``%(timer_ids)s`` if ``timers``."""
+    """The insert of an execution with ``count`` step rows, deleting ``%(timer_ids)s`` if ``timers``.
+    It returns a row if the execution was inserted, none if its key is taken (``ON CONFLICT DO
+    NOTHING``: a conflict is an answer, not an error, so it never fails a group commit)."""
     if not count and not timers:
-        return _INSERT
-    parts = [f"ins AS ({_INSERT} RETURNING 1)"]
+        return f"{_INSERT} ON CONFLICT DO NOTHING RETURNING 1"
+    parts = [f"ins AS ({_INSERT} ON CONFLICT DO NOTHING RETURNING 1)"]
     if count:
         parts.append(f"st AS ({_upsert_steps('ins', count)})")
     if timers:
         parts.append(f"tm AS ({_delete_timers('ins', own=False, listed=True)})")
-    return "WITH " + ", ".join(parts) + " SELECT 1"
+    return "WITH " + ", ".join(parts) + " SELECT 1 FROM ins"
 
 
 # The header update of a checkpoint, by kind (what the SQLite store does, statement for statement).

@@ -27,7 +27,9 @@ from psycopg import errors, pq
 if TYPE_CHECKING:
     from stepwork.storage.postgres.connection import Conn
 
-__all__ = ["Wire", "positional"]
+__all__ = ["Encoded", "Row", "Wire", "positional"]
+
+Row = tuple[bytes | None, ...]  # a result row: text columns, as bytes
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
@@ -79,6 +81,13 @@ def _param(value: Any) -> bytes | None:
     raise TypeError(f"A parameter of type {cls.__name__} cannot be sent on the wire.")
 
 
+class Encoded(NamedTuple):
+    """A statement and its parameters, ready to send (see :meth:`Wire.encode`)."""
+
+    stmt: Positional
+    values: list[bytes | None]
+
+
 class Wire:
     """Prepared statements on one psycopg connection, executed through its ``pgconn``."""
 
@@ -88,30 +97,101 @@ class Wire:
         self._conn: Conn | None = None
         self._names: dict[bytes, bytes] = {}  # statement text -> its prepared name on _conn
 
-    async def one(self, conn: Conn, sql: str, params: Mapping[str, Any]) -> tuple[bytes | None, ...] | None:
+    async def one(self, conn: Conn, sql: str, params: Mapping[str, Any]) -> Row | None:
         """Execute ``sql`` (prepared on first use on this connection); its first row, as text
         columns, or ``None``. A server error raises psycopg's exception for it."""
+        return await self.send(conn, self.encode(sql, params))
+
+    def encode(self, sql: str, params: Mapping[str, Any]) -> Encoded:
+        """``sql`` and ``params`` as sent (``TypeError``/``UnicodeEncodeError`` for a value that cannot be)."""
+        stmt = positional(sql)
+        return Encoded(stmt, [_param(params[n]) for n in stmt.names])
+
+    async def _name(self, conn: Conn, stmt: Positional) -> bytes:
+        """The prepared statement of ``stmt`` on ``conn`` (prepared now, one round trip, on first use)."""
         if conn is not self._conn:  # a new connection: nothing is prepared on it yet
             self._conn = conn
             self._names = {}
-        stmt = positional(sql)
-        pgconn = conn.pgconn
         name = self._names.get(stmt.sql)
         if name is None:
             name = f"stepwork_{len(self._names)}".encode()
+            pgconn = conn.pgconn
             pgconn.send_prepare(name, stmt.sql)
             _check(await _results(pgconn))
             self._names[stmt.sql] = name
-        pgconn.send_query_prepared(name, [_param(params[n]) for n in stmt.names])
+        return name
+
+    async def send(self, conn: Conn, encoded: Encoded) -> Row | None:
+        """Execute one encoded statement, committed alone (autocommit); its first row or ``None``."""
+        name = await self._name(conn, encoded.stmt)
+        pgconn = conn.pgconn
+        pgconn.send_query_prepared(name, encoded.values)
         try:
             results = await _results(pgconn)
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             await _cancel(conn)
             raise
-        result = _check(results)
-        if result.status == pq.ExecStatus.TUPLES_OK and result.ntuples:
-            return tuple(result.get_value(0, c) for c in range(result.nfields))
-        return None
+        return _first_row(_check(results))
+
+    async def many(self, conn: Conn, batch: Sequence[Encoded]) -> list[Row | None]:
+        """Execute the statements of ``batch`` in one round trip and one transaction; the first row of
+        each (or ``None``), in order, once the transaction has committed.
+
+        They are sent in pipeline mode, one ``Bind``/``Execute`` each and one ``Sync`` at the end: the
+        server runs everything before a ``Sync`` in one implicit transaction and commits it at the
+        ``Sync``, whose answer comes after the commit. If a statement fails, the server skips the rest
+        and rolls the transaction back; psycopg's exception for the first error is raised once every
+        answer is in (the connection idle again, nothing of the batch stored)."""
+        names = [await self._name(conn, e.stmt) for e in batch]  # first uses: prepared before, alone
+        pgconn = conn.pgconn
+        pgconn.enter_pipeline_mode()
+        try:
+            for name, e in zip(names, batch, strict=True):
+                pgconn.send_query_prepared(name, e.values)
+            pgconn.pipeline_sync()
+            queries = await _pipeline_results(pgconn)
+        except BaseException:
+            # Interrupted in the middle of the exchange (cancelled, or the connection failed): the
+            # connection's state is unknown, so it is closed (the server rolls back what it has not
+            # committed); the store reconnects on its next call.
+            pgconn.finish()
+            raise
+        pgconn.exit_pipeline_mode()
+        checked = [_check(results) for results in queries]  # raises the first error
+        if len(checked) != len(batch):
+            raise errors.InterfaceError(f"{len(batch)} statements sent in a pipeline, {len(checked)} answered")
+        return [_first_row(r) for r in checked]
+
+
+def _first_row(result: pq.abc.PGresult) -> Row | None:
+    if result.status == pq.ExecStatus.TUPLES_OK and result.ntuples:
+        return tuple(result.get_value(0, c) for c in range(result.nfields))
+    return None
+
+
+async def _pipeline_results(pgconn: pq.abc.PGconn) -> list[list[pq.abc.PGresult]]:
+    """Send what is buffered and collect the results of a pipeline up to its ``Sync``: one list per
+    statement (a statement skipped after an error has a ``PIPELINE_ABORTED`` result)."""
+    loop = asyncio.get_running_loop()
+    fd = pgconn.socket
+    while pgconn.flush():
+        await _ready(loop, fd, write=True)
+    queries: list[list[pq.abc.PGresult]] = []
+    current: list[pq.abc.PGresult] = []
+    while True:
+        pgconn.consume_input()
+        while not pgconn.is_busy():
+            r = pgconn.get_result()
+            if r is None:  # the end of one statement's results
+                queries.append(current)
+                current = []
+            elif r.status == pq.ExecStatus.PIPELINE_SYNC:
+                if current:  # an error reported at the Sync itself (the commit failed)
+                    queries.append(current)
+                return queries
+            else:
+                current.append(r)
+        await _ready(loop, fd, write=False)
 
 
 async def _cancel(conn: Conn) -> None:
@@ -128,6 +208,8 @@ async def _cancel(conn: Conn) -> None:
 
 
 def _check(results: list[pq.abc.PGresult]) -> pq.abc.PGresult:
+    if not results:
+        raise errors.InterfaceError("a statement without a result")
     for r in results:
         if r.status not in _OK:
             raise errors.error_from_result(r, encoding="utf-8")
