@@ -94,12 +94,19 @@ class WorkflowEngine:
             return
         await self.store.open()
         self._started = True
-        self.started_at = self.clock.time()
-        await heartbeat.beat(self)  # before it claims: the versions it has count as live from now
-        self._query = attach_engine_query(self) or self._query  # Modules.QUERY, unless one is registered
-        await arm_schedules(self)
-        await recovery.recover_orphans(self)
-        await fire_due_timers(self)
+        try:
+            self.started_at = self.clock.time()
+            await heartbeat.beat(self)  # before it claims: the versions it has count as live from now
+            self._query = attach_engine_query(self) or self._query  # Modules.QUERY, unless one is registered
+            await arm_schedules(self)
+            await recovery.recover_orphans(self)
+            await fire_due_timers(self)
+        except BaseException:  # a start that fails leaves nothing open
+            self._started = False
+            detach_engine_query(self._query)
+            with contextlib.suppress(Exception):
+                await self.store.close()
+            raise
         self.queue.reset()
         self._tasks = [asyncio.create_task(self._loop(self._poll, self.poll_interval), name="stepwork-timers"),
                        asyncio.create_task(self._loop(self._renew, self.lease_ttl / 3), name="stepwork-leases"),
