@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import threading
@@ -42,6 +41,11 @@ from importlib.metadata import version
 from typing import Any
 
 from dbos import DBOS, DBOSConfig, SetWorkflowID
+
+# Run as a script by the DBOS venv's Python: the repository root makes ``benchmarks`` importable
+# (its machine figures are standard library only).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.machine import cpu_busy, own_cpu, postgres_cpu
 
 STEPS = 5
 IO_S = 0.005
@@ -91,10 +95,6 @@ def config(url: str, executor: str, pool: int) -> DBOSConfig:
             "executor_id": executor, "sys_db_pool_size": pool}
 
 
-def own_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
 
 def worker(url: str, index: int, pool: int) -> None:
     DBOS(config=config(url, f"w8-worker-{index}", pool))
@@ -108,29 +108,6 @@ def worker(url: str, index: int, pool: int) -> None:
     DBOS.destroy()
 
 
-def postgres_cpu(pids: set[int] | None = None) -> dict[int, float]:
-    """CPU seconds of the ``postgres`` processes (of ``pids`` only, if given), by pid."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[int, float] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or (pids is not None and int(pid) not in pids):
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if stat[stat.index("(") + 1:stat.rindex(")")] == "postgres":
-            fields = stat[stat.rindex(")") + 2:].split()
-            out[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
-def cpu_busy() -> tuple[float, float]:
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
 
 
 def _backends(engine: Any) -> set[int]:

@@ -38,13 +38,13 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from benchmarks.counting import count_store
+from benchmarks.machine import cpu_busy, own_cpu, postgres_cpu
 from stepwork import StepResponse, WorkflowResponse, create_step, create_workflow
 from stepwork.engine.engine import WorkflowEngine
 
@@ -94,40 +94,6 @@ def parse(w: str) -> tuple[str, int]:
     """``W8-2w`` -> ("trivial", 2); ``W8-io-4w`` -> ("io", 4)."""
     parts = w.split("-")
     return ("io" if parts[1] == "io" else "trivial"), int(parts[-1].rstrip("w"))
-
-
-# ------------------------------------------------------------------------------ machine figures
-def postgres_cpu(pids: set[int] | None = None) -> dict[int, float]:
-    """CPU seconds (user + system) of every ``postgres`` process (of ``pids`` only, if given), by pid,
-    from ``/proc``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[int, float] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or (pids is not None and int(pid) not in pids):
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        if name == "postgres":
-            fields = stat[stat.rindex(")") + 2:].split()
-            out[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
-def cpu_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs, from ``/proc/stat``."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-def own_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 # ------------------------------------------------------------------------------ worker process

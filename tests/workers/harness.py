@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -647,3 +648,13 @@ def assert_report(report: Report, journal: list[dict[str, Any]], fleet: Fleet | 
     if not report.ok:
         extra = f"\n{fleet.outputs(15)}" if fleet is not None else ""
         raise AssertionError("invariants violated\n" + report.format(journal) + extra)
+
+
+async def until(predicate: Callable[[], bool], timeout: float, what: str, fleet: Fleet) -> None:
+    """Wait until ``predicate()`` holds, polling; an ``AssertionError`` with the workers' last output
+    lines after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s\n{fleet.outputs(15)}")
+        await asyncio.sleep(0.02)

@@ -54,16 +54,11 @@ async def poison(url: str, bad: list[str]) -> None:
 
 QUEUED_BAD = ["bad-q-context", "bad-q-progress", "bad-q-unknown", "bad-q-empty"]
 ORPHANED_BAD = ["bad-o-context", "bad-o-progress", "bad-o-unknown"]
-START_CRASH = ("BUG (R05): an orphaned execution whose context is not JSON makes WorkflowEngine.start() raise "
-               "JSONDecodeError: recover_orphans -> _report_foreign_orphans (engine/recovery.py) calls "
-               "store.get(key), whose execution_row (storage/rows.py) json.loads the context, outside any "
-               "try; start() awaits recover_orphans(wait=True), so the worker never starts (and the "
-               "background loop's recovery round fails the same way every time)")
 
 
 @pytest.mark.parametrize("bad", [
     pytest.param(QUEUED_BAD, id="queued"),
-    pytest.param(ORPHANED_BAD, id="orphaned", marks=pytest.mark.xfail(strict=True, reason=START_CRASH)),
+    pytest.param(ORPHANED_BAD, id="orphaned"),
 ])
 async def test_poisoned_rows_do_not_stop_the_good_executions_nor_the_worker_loop(
         scale_out_url: str, wf_name: str, caplog: pytest.LogCaptureFixture, bad: list[str]) -> None:

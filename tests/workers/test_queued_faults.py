@@ -18,21 +18,13 @@ from typing import Any
 import pytest
 
 from stepwork import StepContext, WorkflowEngine, create_step, create_workflow
-from tests.workers.harness import Fleet, PrivatePostgres, assert_report, verify
+from tests.workers.harness import Fleet, PrivatePostgres, assert_report, until, verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 LEASE_TTL = 2.0
 PRODUCER = 3
 QUEUED = "slow=12,fail=2,retry=2,async=2"
-
-
-async def until(predicate: Callable[[], bool], timeout: float, what: str, fleet: Fleet) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s\n{fleet.outputs(15)}")
-        await asyncio.sleep(0.02)
 
 
 def in_the_middle(fleet: Fleet, index: int) -> Callable[[], bool]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.workers.harness import Disruption, Fleet, PrivatePostgres, assert_report, observe, verify
+from tests.workers.harness import Disruption, Fleet, PrivatePostgres, assert_report, observe, until, verify
 from tests.workers.journal import STEPS, TICK_WORKFLOW
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
@@ -26,14 +26,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 RUNS = "slow=3,fail=1,retry=1,async=1"
 LEASE_TTL = 2.0
 TICKS = 5
-
-
-async def until(predicate: Callable[[], bool], timeout: float, what: str, fleet: Fleet) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s\n{fleet.outputs(15)}")
-        await asyncio.sleep(0.02)
 
 
 def mid_run(fleet: Fleet, index: int) -> Callable[[], bool]:

@@ -64,7 +64,10 @@ async def _report_foreign_orphans(engine: WorkflowEngine, known: set[str], defin
     for key in await engine.store.orphans(now, 20, known):
         if key in engine.foreign_reported:
             continue
-        row = await engine.store.get(key)
+        try:
+            row = await engine.store.get(key)
+        except Exception:  # an unreadable row: its recovery reports it
+            continue
         if row is None or row.definition_hash is None or row.definition_hash in definitions:
             continue
         engine.foreign_reported.add(key)
