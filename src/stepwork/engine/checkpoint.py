@@ -259,6 +259,12 @@ class StoredCheckpointer:
             if self.flush_waiters:
                 self._wake_next()
 
+    async def _was_inserted(self) -> bool:
+        try:
+            return await self.engine.store.get(self.run.key) is not None
+        except Exception:  # unknown: taken as not stored (a retry of the same id then gets a conflict)
+            return False
+
     def _wake_next(self) -> None:
         waiter = self.flush_waiters.pop(0)
         if not waiter.done():
@@ -279,7 +285,14 @@ class StoredCheckpointer:
             pending.progress = self.progress()
             pending.updated_at = now
             self.pending_row = None
-            await engine.store.insert(pending, rows, delete_timers=tuple(self.consumed))
+            try:
+                await engine.store.insert(pending, rows, delete_timers=tuple(self.consumed))
+            except Exception:
+                # "Stored or not" decides what the caller is told (drive() says "kept" only if it
+                # is): an insert that raised may still have committed, so the database says.
+                if not await self._was_inserted():
+                    self.pending_row = pending
+                raise
             self.consumed.clear()
             self.stored_state = state
             self.stored_progress = pending.progress

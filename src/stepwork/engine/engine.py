@@ -26,6 +26,7 @@ from stepwork.engine.results import TransactionInfo, WorkflowResult
 from stepwork.engine.run import Run
 from stepwork.engine.scheduler import arm_schedules
 from stepwork.engine.setup import DEFAULT_SQLITE_PATH, Clock, SystemClock, open_store, positive
+from stepwork.engine.shared_events import SharedEvents, listen
 from stepwork.engine.stored_runs import FINISHED, load
 from stepwork.engine.subscriptions import Subscriber, Subscriptions
 from stepwork.engine.timers import fire_due_timers
@@ -69,6 +70,8 @@ class WorkflowEngine:
         self.container = container if container is not None else Container()
         self.container.register(Modules.WORKFLOW_ENGINE, self)
         self.subscriptions = Subscriptions()
+        # Events of runs driven elsewhere, for the subscribers here (and the other way round).
+        self.shared: SharedEvents | None = SharedEvents(self) if getattr(self.store, "notifies", False) else None
         self.definitions = Definitions(self.store)
         self.nested = StoredNested(self)
         self.driving: dict[ExecutionKey, int] = {}  # the runs driven here now (their leases are renewed)
@@ -113,7 +116,7 @@ class WorkflowEngine:
                        asyncio.create_task(self._loop(self.cleanup_expired_executions, self.cleanup_interval,
                                                       first=False), name="stepwork-cleanup"),
                        asyncio.create_task(self.queue.loop(), name="stepwork-queue"),
-                       asyncio.create_task(self.store.watch_queue(self.queue.wake.set), name="stepwork-listen")]
+                       asyncio.create_task(listen(self), name="stepwork-listen")]
 
     async def stop(self, *, grace: float = 0.0) -> None:
         """Stop taking work (queued runs, timers, recoveries); wait up to ``grace`` seconds for the runs
@@ -137,6 +140,9 @@ class WorkflowEngine:
                 await task
         self._tasks = []
         self._started = False
+        if self.shared is not None:
+            self.subscriptions.remote = None
+            await self.shared.stop()
         try:
             await self.store.requeue_abandoned(self.owner, self.clock.time())
         except Exception:  # they are taken over when their leases expire instead
@@ -201,6 +207,8 @@ class WorkflowEngine:
     async def _renew(self) -> None:
         await recovery.renew_leases(self)
         await heartbeat.beat(self)
+        if self.shared is not None:
+            await self.shared.keepalive()
 
     def track(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``work`` as a task of the background loop's (``fire_due`` waits for it)."""
@@ -326,12 +334,17 @@ class WorkflowEngine:
 
     async def subscribe(self, workflow_id: str, subscriber: Subscriber, *, transaction_id: str | None = None,
                         subscriber_id: str | None = None) -> None:
-        """Receive the events of ``workflow_id`` (of one transaction if given) as dicts."""
+        """Receive the events of ``workflow_id`` (of one transaction if given) as dicts; on
+        PostgreSQL, also those of runs other processes drive (as JSON values)."""
         self.subscriptions.subscribe(workflow_id, subscriber, transaction_id, subscriber_id)
+        if self.shared is not None and self._started:
+            await self.shared.sync()
 
     async def unsubscribe(self, workflow_id: str, subscriber_or_id: Any, *, transaction_id: str | None = None) -> None:
         """Stop a subscription (by function or ``subscriber_id``)."""
         self.subscriptions.unsubscribe(workflow_id, subscriber_or_id, transaction_id)
+        if self.shared is not None and self._started:
+            await self.shared.sync()
 
     # -- reading ----------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from stepwork.engine.log_fields import log_extra
 from stepwork.errors import StepworkError
@@ -23,6 +23,14 @@ DRIVE_END = "stepwork.drive_end"
 Subscriber = Callable[[dict[str, Any]], Any]
 
 
+class Forwarder(Protocol):
+    """Where events go that subscribers of other processes want (see :mod:`.shared_events`)."""
+
+    def wants(self, workflow_id: str) -> bool: ...
+
+    def forward(self, event: dict[str, Any]) -> None: ...
+
+
 class Subscriptions:
     """Subscribers by workflow, optionally scoped to one transaction."""
 
@@ -31,6 +39,8 @@ class Subscriptions:
         self._by_workflow: dict[str, dict[object, tuple[Subscriber, str | None]]] = {}
         # key -> subscriber of every run's events (engine-wide, e.g. an event bus publishing them)
         self._global: dict[object, Subscriber] = {}
+        # Other processes' subscribers (PostgreSQL): told of the events of the workflows they want.
+        self.remote: Forwarder | None = None
 
     def add_global(self, subscriber: Subscriber, subscriber_id: str | None = None) -> None:
         """Give ``subscriber`` the events of every run of every workflow (after the runs' own
@@ -76,14 +86,29 @@ class Subscriptions:
         """The engine-wide subscribers."""
         return list(self._global.values())
 
+    def workflows(self) -> frozenset[str]:
+        """The workflows this process's own subscribers (not the engine-wide ones) follow."""
+        return frozenset(self._by_workflow)
+
     def has(self, workflow_id: str) -> bool:
-        return bool(self._by_workflow.get(workflow_id)) or bool(self._global)
+        remote = self.remote
+        return (bool(self._by_workflow.get(workflow_id)) or bool(self._global)
+                or (remote is not None and remote.wants(workflow_id)))
 
     def matching(self, workflow_id: str, transaction_id: str) -> list[Subscriber]:
+        """The subscribers of one run's events here, the engine-wide ones, and other processes'."""
+        out = [*self.subscribed(workflow_id, transaction_id), *self._global.values()]
+        remote = self.remote
+        if remote is not None and remote.wants(workflow_id):
+            out.append(remote.forward)
+        return out
+
+    def subscribed(self, workflow_id: str, transaction_id: str) -> list[Subscriber]:
+        """The subscribers of one run's events that subscribed to its workflow (or transaction) here."""
         subs = self._by_workflow.get(workflow_id)
         if not subs:
-            return list(self._global.values())
-        return [*(fn for fn, tid in subs.values() if tid is None or tid == transaction_id), *self._global.values()]
+            return []
+        return [fn for fn, tid in subs.values() if tid is None or tid == transaction_id]
 
     def drop_transaction(self, workflow_id: str, transaction_id: str) -> None:
         subs = self._by_workflow.get(workflow_id)

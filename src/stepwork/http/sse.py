@@ -16,7 +16,6 @@ once. These routes take no query parameters (any is a 400).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,12 +24,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from stepwork.engine.ids import new_ulid
-from stepwork.engine.results import TransactionInfo
+from stepwork.engine.shared_events import event_json
 from stepwork.errors import StepworkError
 from stepwork.http.params import check_id
 from stepwork.http.runtime import Runtime, no_query_parameters, runtime
-from stepwork.orchestration.transaction import StepFailure
-from stepwork.storage.serialization import to_jsonable
 
 __all__ = ["KEEP_ALIVE", "QUEUE_SIZE", "event_data", "router"]
 
@@ -45,22 +42,9 @@ _UNAUTHORIZED = {"event_type": "unauthorized",
                  "message": "The API key of this stream is no longer valid (revoked); the stream ends."}
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, StepFailure):
-        return value.to_dict()
-    if isinstance(value, TransactionInfo):
-        return {"transaction_id": value.transaction_id, "state": value.state.value}
-    if isinstance(value, BaseException):
-        return {"name": type(value).__name__, "message": str(value)}
-    try:
-        return to_jsonable(value)
-    except Exception:
-        return repr(value)
-
-
 def event_data(event: dict[str, Any]) -> str:
     """An engine event as one SSE message."""
-    data = json.dumps(event, default=_plain, separators=(",", ":"))
+    data = event_json(event)
     return f"event: {event.get('event_type', 'message')}\ndata: {data}\n\n"
 
 

@@ -304,6 +304,17 @@ class ExecutionStore(Protocol):
     async def delete_workers(self, before: float) -> int:
         """Delete the rows of workers whose last heartbeat is older than ``before``; how many."""
 
-    async def watch_queue(self, wake: Callable[[], None]) -> None:
-        """Call ``wake()`` whenever another process queues a run, until cancelled (PostgreSQL:
-        ``LISTEN``; a store without notifications returns at once, and engines poll)."""
+    notifies: bool
+    """Whether processes sharing this store reach each other through :meth:`notify` and :meth:`watch`
+    (PostgreSQL); if not, ``watch`` returns at once and ``notify`` sends nothing."""
+
+    async def watch(self, channels: Mapping[str, Callable[[str], None]], on_listen: Callable[[], None]) -> None:
+        """Call ``channels[channel](payload)`` for each notification sent on those channels (by any
+        process, :data:`QUEUE_CHANNEL` included), until cancelled; ``on_listen()`` each time listening
+        starts (again, after a lost connection: what was sent meanwhile is missed). PostgreSQL:
+        ``LISTEN`` on a connection of its own; a store without notifications returns at once, and
+        engines poll."""
+
+    async def notify(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Send each ``(channel, payload)`` in order, in one statement (PostgreSQL ``NOTIFY``: a
+        payload is at most 7,999 bytes); nothing on a store without notifications."""

@@ -1,14 +1,14 @@
 """PostgreSQL queued runs: inserting one (with ``NOTIFY`` in the same statement, so listeners wake
 when it commits), claiming them (``FOR UPDATE SKIP LOCKED``: engines claiming at once neither wait
-for nor take each other's), putting back what an engine abandoned, and listening for new ones on a
-connection of its own."""
+for nor take each other's), putting back what an engine abandoned; and the notifications between
+processes (``LISTEN`` on a connection of its own, ``NOTIFY``): new queued runs, shared events."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from stepwork.errors import StepworkError
@@ -23,6 +23,7 @@ __all__ = ["Queue"]
 logger = logging.getLogger("stepwork.storage.postgres")
 
 _NOTIFY = f"SELECT pg_notify('{QUEUE_CHANNEL}', '')"
+_SEND = "SELECT count(pg_notify(c, p)) FROM unnest(%s::text[], %s::text[]) AS m(c, p)"
 _INSERT = (
     "WITH ins AS (INSERT INTO workflow_execution (id, workflow_id, transaction_id, run_id, state, execution, "
     "context, retention_time, created_at, updated_at, version, progress, definition_hash, queued_at, priority) "
@@ -114,7 +115,13 @@ class Queue(PostgresDatabase):
             await self._exec(_NOTIFY, ())
         return count
 
-    async def watch_queue(self, wake: Callable[[], None]) -> None:
+    notifies = True
+
+    async def notify(self, messages: Sequence[tuple[str, str]]) -> None:
+        if messages:
+            await self._exec(_SEND, ([m[0] for m in messages], [m[1] for m in messages]))
+
+    async def watch(self, channels: Mapping[str, Callable[[str], None]], on_listen: Callable[[], None]) -> None:
         """``LISTEN`` on a connection of its own (the store's one serves statements, one at a time);
         a lost connection is made again, with a growing pause, while polling covers the gap."""
         pause = 0.5
@@ -127,19 +134,25 @@ class Queue(PostgresDatabase):
                     await (await connecting).close()
                 raise
             except StepworkError as exc:
-                logger.warning("Cannot listen for queued runs (%s); polling only, trying again in %.0f s.",
+                logger.warning("Cannot listen for notifications (%s); polling only, trying again in %.0f s.",
                                exc, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, _RECONNECT_MAX)
                 continue
             try:
-                await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                for channel in channels:
+                    await conn.execute(f'LISTEN "{channel}"')
                 pause = 0.5
-                wake()  # what was queued while nobody listened here
-                async for _ in conn.notifies():
-                    wake()
+                on_listen()  # (what was sent while nobody listened here is missed: the caller catches up)
+                async for note in conn.notifies():
+                    handle = channels.get(note.channel)
+                    if handle is not None:
+                        try:
+                            handle(note.payload)
+                        except Exception:
+                            logger.exception("Handling a notification on %s failed; ignored.", note.channel)
             except Exception as exc:
-                logger.warning("Listening for queued runs stopped (%s); polling meanwhile.", exc)
+                logger.warning("Listening for notifications stopped (%s); polling meanwhile.", exc)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(conn.close())  # (closed even if this task is being cancelled)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from stepwork.storage.base import Claimed, ExecutionKey, ExecutionRow
 from stepwork.storage.queue_limits import pick
@@ -73,5 +73,10 @@ class Queue(SQLiteDatabase):
     async def requeue_abandoned(self, owner: str, now: float) -> int:
         return await self._tx(lambda conn: conn.execute(_REQUEUE, (now, f"abandoned:{owner}")).rowcount)
 
-    async def watch_queue(self, wake: Callable[[], None]) -> None:
-        return  # no notifications between SQLite processes: they poll (a run queued here wakes its engine)
+    notifies = False  # no notifications between SQLite processes: they poll (a run queued here wakes its engine)
+
+    async def watch(self, channels: Mapping[str, Callable[[str], None]], on_listen: Callable[[], None]) -> None:
+        return
+
+    async def notify(self, messages: Sequence[tuple[str, str]]) -> None:
+        return
