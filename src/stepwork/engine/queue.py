@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from stepwork.engine.compiled import CompiledWorkflow
 from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
+from stepwork.engine.recovery import read_or_fail
 from stepwork.engine.registry import registered_workflows
 from stepwork.engine.results import WorkflowResult
+from stepwork.engine.run import Run
 from stepwork.engine.stored_runs import FINISHED, checkpointer, create, load
 from stepwork.errors import StepworkError
 from stepwork.storage.base import Claimed
@@ -133,15 +135,21 @@ class QueueWorker:
     async def _drive(self, claimed: Claimed) -> None:
         engine = self.engine
         key = claimed.key
+
+        async def read() -> Run | None:
+            row = await engine.store.get(key)
+            if row is None or row.state in FINISHED:
+                return None
+            run = await load(engine, engine.definitions.compiled_for(row), row, claimed.version)
+            # Not started: it begins. Started (an engine stopped in its middle and put it back):
+            # it goes on as a recovered run, the interrupted step invoked again.
+            run.reason = None if row.state == "not_started" else "recovery"
+            return run
         try:
             async with engine.locked(key.workflow_id, key.transaction_id):
-                row = await engine.store.get(key)
-                if row is None or row.state in FINISHED:
+                run = await read_or_fail(engine, key, read)
+                if run is None:
                     return
-                run = await load(engine, engine.definitions.compiled_for(row), row, claimed.version)
-                # Not started: it begins. Started (an engine stopped in its middle and put it back):
-                # it goes on as a recovered run, the interrupted step invoked again.
-                run.reason = None if row.state == "not_started" else "recovery"
                 await engine.drive(run)
                 await finish(run, throw_on_error=False, result_from=None)
         except Exception:

@@ -5,19 +5,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
+from stepwork.engine.run import Run
 from stepwork.engine.stored_runs import FINISHED, load
+from stepwork.errors import StepworkError
 from stepwork.storage.base import ExecutionKey
 
 if TYPE_CHECKING:
     from stepwork.engine.engine import WorkflowEngine
 
-__all__ = ["recover_execution", "recover_orphans", "renew_leases"]
+__all__ = ["read_or_fail", "recover_execution", "recover_orphans", "renew_leases", "unreadable"]
 
 logger = logging.getLogger("stepwork.engine")
+
+# What reading a corrupt row raises: bad JSON (ValueError), a missing or mistyped field, a state or
+# record that is no enum member. (Too deeply nested JSON: RecursionError.)
+_CONTENT_ERRORS = (ValueError, LookupError, TypeError, AttributeError, RecursionError)
+
+
+def unreadable(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while an execution's row was read or loaded into a run, says the row
+    cannot be read. stepwork's own errors never do: ``database_error`` is transient (the read is tried
+    again), ``not_found``/``conflict`` say the row went, or runs on a workflow or version this process
+    lacks (the processes that have it take it)."""
+    return isinstance(exc, _CONTENT_ERRORS) and not isinstance(exc, StepworkError)
+
+
+async def read_or_fail(engine: WorkflowEngine, key: ExecutionKey,
+                       read: Callable[[], Awaitable[Run | None]]) -> Run | None:
+    """``read()`` (the read and load of a stored execution, no step code), or ``None`` if the row cannot
+    be read: then the execution is failed in the store, without being read, and logged once, as no
+    engine would ever read it either (each retry would fill the logs and hold a place among the
+    orphans a poll takes). Other errors propagate (transient ones: the lease expires, recovery retries)."""
+    try:
+        return await read()
+    except Exception as exc:
+        if not unreadable(exc):
+            raise
+        reason = f"{type(exc).__name__}: {exc}"
+        if await engine.store.fail_unreadable(key, reason, engine.clock.time()):
+            # (False: finished meanwhile, or another engine failed it first and said so.)
+            logger.error(
+                'Execution %s of workflow "%s" (run %s) cannot be read from the database: its stored row is '
+                "corrupt (%s). It is now failed, so no engine tries it again; its columns are left as they "
+                "were, and reading its records fails until the row is repaired. Repair its execution, context "
+                "and progress columns (or its workflow_execution_step rows), or delete it: its "
+                "workflow_execution row and its workflow_execution_step rows.",
+                key.transaction_id, key.workflow_id, key.run_id, reason, exc_info=exc,
+                extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
+        return None
 
 
 async def recover_orphans(engine: WorkflowEngine, *, wait: bool = True) -> None:
@@ -82,17 +122,22 @@ async def recover_execution(engine: WorkflowEngine, key: ExecutionKey) -> None:
     """Take over and drive on one unfinished execution whose owner stopped (or this engine's own lease)."""
     if engine.busy(key.workflow_id, key.transaction_id):
         return  # this process is on it already (an earlier poll's recovery still runs)
-    async with engine.locked(key.workflow_id, key.transaction_id):
+    async def take_over() -> Run | None:
         row = await engine.store.get(key)
         if row is None or row.state in FINISHED:
-            return
+            return None
         now = engine.clock.time()
         version = await engine.store.acquire(key, engine.owner, now + engine.lease_ttl, now)
         if version is None:
-            return
+            return None
         logger.info("Recovering execution %s of %s (its owner %s stopped).", row.transaction_id,
                     row.workflow_id, row.lease_owner, extra=log_extra(key.workflow_id, key.transaction_id, key.run_id))
-        run = await load(engine, engine.definitions.compiled_for(row), row, version)
+        return await load(engine, engine.definitions.compiled_for(row), row, version)
+
+    async with engine.locked(key.workflow_id, key.transaction_id):
+        run = await read_or_fail(engine, key, take_over)
+        if run is None:
+            return
         run.reason = "recovery"
         await engine.drive(run)
         await finish(run, throw_on_error=False, result_from=None)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from stepwork.engine.log_fields import log_extra
 from stepwork.engine.outcome import finish
+from stepwork.engine.recovery import read_or_fail
+from stepwork.engine.run import Run
 from stepwork.engine.scheduler import fire_schedule
 from stepwork.engine.stored_runs import FINISHED, checkpointer, load
 from stepwork.storage.base import ExecutionKey, TimerRow
@@ -55,16 +57,22 @@ async def _fire(engine: WorkflowEngine, timer: TimerRow) -> None:
             await engine.store.add_timer(live)
             return
     key = ExecutionKey(timer.workflow_id, timer.transaction_id, timer.run_id)
-    async with engine.locked(timer.workflow_id, timer.transaction_id):
+
+    async def take() -> Run | None:
         row = await engine.store.get(key)
         if row is None or row.state in FINISHED:
             await engine.store.delete_timer(timer.id)
-            return
+            return None
         now = engine.clock.time()
         version = await engine.store.acquire(key, engine.owner, now + engine.lease_ttl, now)
         if version is None:
-            return  # another process drives it; the claim expires and the timer fires again
-        run = await load(engine, engine.definitions.compiled_for(row), row, version)
+            return None  # another process drives it; the claim expires and the timer fires again
+        return await load(engine, engine.definitions.compiled_for(row), row, version)
+
+    async with engine.locked(timer.workflow_id, timer.transaction_id):
+        run = await read_or_fail(engine, key, take)  # (a row nobody can read is failed, its timers removed)
+        if run is None:
+            return
         cp = checkpointer(run)
         cp.consumed.append(timer.id)  # removed by the run's next write, with the timer's effect
         run.reason = timer.kind

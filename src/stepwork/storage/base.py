@@ -214,6 +214,14 @@ class ExecutionStore(Protocol):
         """``owner`` stops driving the execution without finishing its work: the lease keeps its
         expiry but no live owner renews it, so recovery takes the execution over when it expires."""
 
+    async def fail_unreadable(self, key: ExecutionKey, reason: str, now: float) -> bool:
+        """End an execution whose stored row cannot be read (corrupt JSON in its columns, content
+        that does not load into a run) without reading it: ``failed``, no lease, out of the queue,
+        ``updated_at`` and the retention clock at ``now``, the version bumped (a writer still holding
+        the old one is fenced out). Its columns stay as they are, for whoever repairs or deletes it;
+        ``reason`` is for the caller's log (no readable column holds it). Only an unfinished row
+        changes; whether one did."""
+
     async def renew(self, owner: str, lease_until: float, keys: Sequence[ExecutionKey] | None = None) -> None:
         """Extend the leases ``owner`` holds to ``lease_until``: those of ``keys`` only (the
         executions it is driving; one statement however many), or every one (``None``)."""

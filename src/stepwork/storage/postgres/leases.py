@@ -9,7 +9,7 @@ from typing import Any
 from stepwork.storage.base import ExecutionKey
 from stepwork.storage.postgres.checkpoints import key_params
 from stepwork.storage.postgres.connection import PostgresDatabase
-from stepwork.storage.postgres.statements import KEY, acquire_sql
+from stepwork.storage.postgres.statements import KEY, TS, acquire_sql
 from stepwork.storage.rows import FINISHED
 
 __all__ = ["IN_DEFINITIONS", "Leases"]
@@ -25,6 +25,15 @@ _RENEW_KEYS = (
     "UPDATE workflow_execution e SET lease_expires_at = to_timestamp(%(until)s::float8) "
     "FROM unnest(%(wf)s::text[], %(tx)s::text[], %(run)s::text[]) AS k(wf, tx, run) "
     "WHERE e.lease_owner = %(owner)s AND e.workflow_id = k.wf AND e.transaction_id = k.tx AND e.run_id = k.run")
+# Ends an unreadable execution without reading it (its columns stay as they are), and removes its
+# timers (a finished execution has none; these would fire on a row nobody can read): one statement.
+_FAIL_UNREADABLE = (
+    "WITH failed AS (UPDATE workflow_execution SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL, "
+    f"queued_at = NULL, updated_at = {TS.format('now')}, version = version + 1, "
+    "expires_at = to_timestamp(%(now)s::float8 + retention_time) "
+    f"WHERE {KEY} AND state NOT IN {FINISHED} AND deleted_at IS NULL RETURNING 1), "
+    f"timers AS (DELETE FROM workflow_timer WHERE {KEY} AND EXISTS (SELECT 1 FROM failed)) "
+    "SELECT count(*) FROM failed")
 _ORPHANS = ("SELECT workflow_id, transaction_id, run_id FROM workflow_execution WHERE lease_owner IS NOT NULL "
             f"AND lease_expires_at < to_timestamp(%s::float8) AND state NOT IN {FINISHED} AND deleted_at IS NULL")
 
@@ -45,6 +54,10 @@ class Leases(PostgresDatabase):
     async def abandon(self, key: ExecutionKey, owner: str) -> None:
         await self._exec(f"UPDATE workflow_execution SET lease_owner = %(dead)s WHERE {KEY} AND lease_owner = "
                          "%(owner)s", {**key_params(key), "owner": owner, "dead": f"abandoned:{owner}"})
+
+    async def fail_unreadable(self, key: ExecutionKey, reason: str, now: float) -> bool:
+        r = await self._one(_FAIL_UNREADABLE, {**key_params(key), "now": now})
+        return r is not None and int(r[0]) > 0
 
     async def renew(self, owner: str, lease_until: float, keys: Sequence[ExecutionKey] | None = None) -> None:
         if keys is None:

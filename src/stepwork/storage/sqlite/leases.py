@@ -42,6 +42,12 @@ def _acquire_sql(finished: tuple[str, ...]) -> str:
 
 _ACQUIRE = _acquire_sql(FINISHED)
 _ACQUIRE_INCLUDE_DONE = _acquire_sql(("failed", "reverted"))
+# Ends an unreadable execution without reading it (its columns stay as they are): see fail_unreadable.
+_FAIL_UNREADABLE = (
+    "UPDATE workflow_execution SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL, queued_at = NULL, "
+    "updated_at = ?, version = version + 1, "
+    "expires_at = CASE WHEN retention_time IS NULL THEN NULL ELSE ? + retention_time END "
+    f"WHERE {_KEY} AND state NOT IN {FINISHED} AND deleted_at IS NULL RETURNING 1")
 _ORPHANS = ("SELECT workflow_id, transaction_id, run_id FROM workflow_execution WHERE lease_owner IS NOT NULL "
             f"AND lease_expires_at < ? AND state NOT IN {FINISHED} AND deleted_at IS NULL")
 
@@ -68,6 +74,16 @@ class Leases(SQLiteDatabase):
         await self._tx(lambda conn: conn.execute(
             f"UPDATE workflow_execution SET lease_owner = ? WHERE {_KEY} AND lease_owner = ?",
             (f"abandoned:{owner}", key.workflow_id, key.transaction_id, key.run_id, owner)))
+
+    async def fail_unreadable(self, key: ExecutionKey, reason: str, now: float) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_FAIL_UNREADABLE, (now, now, *key)).fetchone() is None:
+                return False
+            # A finished execution has no timers (a finish removes them); these would fire on a row
+            # nobody can read.
+            conn.execute(f"DELETE FROM workflow_timer WHERE {_KEY}", tuple(key))
+            return True
+        return await self._tx(run)
 
     async def renew(self, owner: str, lease_until: float, keys: Sequence[ExecutionKey] | None = None) -> None:
         if keys is None:
