@@ -140,7 +140,8 @@ class QueueWorker:
             row = await engine.store.get(key)
             if row is None or row.state in FINISHED:
                 return None
-            run = await load(engine, engine.definitions.compiled_for(row), row, claimed.version)
+            # (read after the claim took the lease: fresh)
+            run = await load(engine, engine.definitions.compiled_for(row), row, claimed.version, fresh=True)
             # Not started: it begins. Started (an engine stopped in its middle and put it back):
             # it goes on as a recovered run, the interrupted step invoked again.
             run.reason = None if row.state == "not_started" else "recovery"

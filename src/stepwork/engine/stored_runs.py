@@ -72,14 +72,16 @@ async def create(engine: WorkflowEngine, compiled: CompiledWorkflow, payload: An
 
 
 async def load(engine: WorkflowEngine, compiled: CompiledWorkflow, row: ExecutionRow, version: int,
-               listeners: Any = None) -> Run:
-    """The run of a stored execution, as its rows say (``version``: the lease just taken)."""
-    # Read again: the row given may be older than the lease just taken (another process may
-    # have advanced the execution meanwhile).
-    fresh = await engine.store.get(row.key)
-    if fresh is None:
-        raise not_found(row.transaction_id)
-    row = fresh
+               listeners: Any = None, *, fresh: bool = False) -> Run:
+    """The run of a stored execution, as its rows say (``version``: the lease just taken; ``fresh``:
+    ``row`` was read after it was taken)."""
+    if not fresh:
+        # Read again: the row given may be older than the lease just taken (another process may
+        # have advanced the execution meanwhile).
+        again = await engine.store.get(row.key)
+        if again is None:
+            raise not_found(row.transaction_id)
+        row = again
     if row.definition_hash is not None and row.definition_hash != engine.definitions.template(compiled)[0]:
         raise stale_error(row)  # never run on another graph than the one it started on
     progress = row.progress
@@ -92,7 +94,8 @@ async def load(engine: WorkflowEngine, compiled: CompiledWorkflow, row: Executio
                       event_group_id=metadata.get("eventGroupId") or new_ulid(), execution_id=row.id,
                       parent_key=metadata.get("parentStepIdempotencyKey"), listeners=listeners)
     apply_progress(run.txn, progress, row.state)
-    restore_outputs(compiled, run.txn, await engine.store.steps(row.key))
+    if row.state != TransactionState.NOT_STARTED.value:  # (no step row before its first checkpoint)
+        restore_outputs(compiled, run.txn, await engine.store.steps(row.key))
     cp = checkpointer(run)
     cp.version = version
     cp.stored_state = row.state
