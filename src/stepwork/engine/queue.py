@@ -137,10 +137,10 @@ class QueueWorker:
         key = claimed.key
 
         async def read() -> Run | None:
-            row = await engine.store.get(key)
+            row = claimed.row or await engine.store.get(key)
             if row is None or row.state in FINISHED:
                 return None
-            # (read after the claim took the lease: fresh)
+            # (read with the claim, or after it took the lease: fresh)
             run = await load(engine, engine.definitions.compiled_for(row), row, claimed.version, fresh=True)
             # Not started: it begins. Started (an engine stopped in its middle and put it back):
             # it goes on as a recovered run, the interrupted step invoked again.

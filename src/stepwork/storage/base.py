@@ -47,10 +47,12 @@ class ExecutionKey(NamedTuple):
 
 
 class Claimed(NamedTuple):
-    """A queued execution claimed by an engine: its key and the version its lease gave it."""
+    """A queued execution claimed by an engine: its key, the version its lease gave it, and (where the
+    store reads it with the claim) its row as the claim left it, else ``None``."""
 
     key: ExecutionKey
     version: int
+    row: ExecutionRow | None = None
 
 
 QUEUE_CHANNEL = "stepwork_queue"  # PostgreSQL: what a queued run is announced on (NOTIFY)

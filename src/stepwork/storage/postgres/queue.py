@@ -14,9 +14,9 @@ from typing import Any
 from stepwork.errors import StepworkError
 from stepwork.storage.base import QUEUE_CHANNEL, Claimed, ExecutionKey, ExecutionRow
 from stepwork.storage.postgres.connection import Conn, PostgresDatabase, duplicate_is_conflict
-from stepwork.storage.postgres.statements import TS
+from stepwork.storage.postgres.statements import ROW_COLUMNS, TS
 from stepwork.storage.queue_limits import pick
-from stepwork.storage.rows import FINISHED, json_text
+from stepwork.storage.rows import FINISHED, execution_row, json_text
 
 __all__ = ["Queue"]
 
@@ -40,13 +40,14 @@ _CLAIMABLE = (
     "ORDER BY priority DESC, queued_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED")
 _TAKE = (
     "UPDATE workflow_execution e SET lease_owner = %(owner)s, lease_expires_at = to_timestamp(%(until)s::float8), "
-    "version = e.version + 1, queued_at = NULL FROM c WHERE e.workflow_id = c.workflow_id "
-    "AND e.transaction_id = c.transaction_id AND e.run_id = c.run_id "
-    "RETURNING e.workflow_id, e.transaction_id, e.run_id, e.version, e.priority, e.id")
-_CLAIM = f"WITH c AS ({_CLAIMABLE}) {_TAKE}"
+    "version = e.version + 1, queued_at = NULL FROM c WHERE e.workflow_id = c.cw "
+    "AND e.transaction_id = c.ct AND e.run_id = c.cr "
+    # (the row as the claim left it: the claimer needs no read of its own)
+    f"RETURNING {ROW_COLUMNS.format(records='execution, context')}, e.priority")
+_CLAIM = f"WITH c(cw, ct, cr) AS ({_CLAIMABLE}) {_TAKE}"
 # The rows picked (under the per-workflow limits) from those locked by _CLAIMABLE, by key.
 _CLAIM_PICKED = ("WITH c AS (SELECT * FROM unnest(%(wf)s::text[], %(tx)s::text[], %(run)s::text[]) "
-                 f"AS c(workflow_id, transaction_id, run_id)) {_TAKE}")
+                 f"AS c(cw, ct, cr)) {_TAKE}")
 _RUNNING = ("SELECT workflow_id, count(*) FROM workflow_execution WHERE lease_owner IS NOT NULL "
             f"AND state NOT IN {FINISHED} AND deleted_at IS NULL AND workflow_id = ANY(%s::text[]) "
             "GROUP BY workflow_id")
@@ -58,6 +59,13 @@ _REQUEUE = (
     f"AND lease_owner = %(owner)s AND state NOT IN {FINISHED} AND deleted_at IS NULL RETURNING 1) "
     "SELECT count(*) FROM r")
 _RECONNECT_MAX = 30.0  # seconds between two attempts to listen again, at most
+
+
+def _row(r: Sequence[Any]) -> ExecutionRow | None:
+    try:
+        return execution_row(r[:-1])
+    except Exception:  # unreadable: the claimer reads it again, and finds out (see engine.recovery)
+        return None
 
 
 class Queue(PostgresDatabase):
@@ -87,8 +95,8 @@ class Queue(PostgresDatabase):
             rows = await self._all(_CLAIM, params)
         # (RETURNING keeps no order: the claiming order again, highest priority first, then by id,
         # which is a ULID made when the run was queued.)
-        rows.sort(key=lambda r: (-r[4], r[5]))
-        return [Claimed(ExecutionKey(r[0], r[1], r[2]), int(r[3])) for r in rows]
+        rows.sort(key=lambda r: (-r[-1], r[0]))
+        return [Claimed(ExecutionKey(r[1], r[2], r[3]), int(r[11]), _row(r)) for r in rows]
 
     @staticmethod
     async def _claim_limited(conn: Conn, params: dict[str, Any], limited: dict[str, int]) -> list[Any]:

@@ -11,7 +11,7 @@ from stepwork.storage.base import ExecutionKey, ExecutionRow, ListQuery, StepRow
 from stepwork.storage.postgres.checkpoints import key_params
 from stepwork.storage.postgres.connection import Conn, PostgresDatabase
 from stepwork.storage.postgres.search import WORKFLOWS_MATCHING, page_and_count_sql, q_condition
-from stepwork.storage.postgres.statements import KEY, epoch
+from stepwork.storage.postgres.statements import KEY, ROW_COLUMNS
 from stepwork.storage.query import count_from_page, like_pattern, q_states, to_sql
 from stepwork.storage.rows import execution_row
 
@@ -20,10 +20,7 @@ __all__ = ["Records"]
 _MAX_BRANCHES = 32  # matching workflows read one index range each; more (a very short q) take the general path
 _SEARCH_ORDER_COLUMNS = frozenset({"workflow_id", "transaction_id", "run_id", "created_at"})
 _TEXT_ORDER_COLUMNS = frozenset({"id", "workflow_id", "transaction_id", "run_id", "state"})
-_COLUMNS = ("id, workflow_id, transaction_id, run_id, state, {records}, retention_time, "
-            f"{epoch('created_at')}, {epoch('updated_at')}, {epoch('deleted_at')}, version, lease_owner, "
-            f"{epoch('lease_expires_at')}, progress, definition_hash")
-_SELECT = "SELECT " + _COLUMNS.format(records="execution, context") + " FROM workflow_execution"
+_SELECT = "SELECT " + ROW_COLUMNS.format(records="execution, context") + " FROM workflow_execution"
 
 
 def _time_param(params: list[Any]) -> Callable[[Any], str]:
@@ -78,7 +75,7 @@ class Records(PostgresDatabase):
             return q_condition(text, workflows, params)
         where = to_sql(dict(query.filters), _time_param(params), lambda c: c, "ILIKE", search)
         order = ", ".join(_order_item(c, d) for c, d in query.order) or "created_at ASC"
-        columns = _COLUMNS.format(records="execution, context" if query.with_records else "NULL, NULL")
+        columns = ROW_COLUMNS.format(records="execution, context" if query.with_records else "NULL, NULL")
         limit = None if query.take is None else int(query.take)  # LIMIT NULL: no limit
 
         async def run(conn: Conn) -> tuple[list[ExecutionRow], int]:
@@ -97,7 +94,7 @@ class Records(PostgresDatabase):
     async def _list_searched(self, query: ListQuery, text: str, workflows: list[str]) -> tuple[list[ExecutionRow], int]:
         """q alone, in an order of columns the search table has (see :mod:`.search`)."""
         order = ", ".join(_order_item(c, d) for c, d in query.order) or "created_at ASC"
-        columns = _COLUMNS.format(records="execution, context" if query.with_records else "NULL, NULL")
+        columns = ROW_COLUMNS.format(records="execution, context" if query.with_records else "NULL, NULL")
         page, page_params, count_sql, count_params = page_and_count_sql(
             text, workflows, order, columns, None if query.take is None else int(query.take), int(query.skip))
 

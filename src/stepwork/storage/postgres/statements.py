@@ -14,7 +14,7 @@ from typing import Any
 from stepwork.storage.base import StepRow
 from stepwork.storage.rows import FINISHED, json_text
 
-__all__ = ["FENCE", "KEY", "MAX_VALUES_ROWS", "TS", "epoch", "insert_sql", "step_params", "write_sql"]
+__all__ = ["FENCE", "KEY", "MAX_VALUES_ROWS", "ROW_COLUMNS", "TS", "epoch", "insert_sql", "step_params", "write_sql"]
 
 MAX_VALUES_ROWS = 8  # steps in one checkpoint written from a VALUES list; more travel as arrays
 KEY = "workflow_id = %(wf)s AND transaction_id = %(tx)s AND run_id = %(run)s"
@@ -25,6 +25,12 @@ TS = "to_timestamp(%({})s::float8)"
 def epoch(column: str) -> str:
     """``column`` (a timestamp) as epoch seconds."""
     return f"extract(epoch from {column})::float8"
+
+
+# An execution row's columns, in the order of ``rows.execution_row`` ({records}: its two documents, or NULLs).
+ROW_COLUMNS = ("id, workflow_id, transaction_id, run_id, state, {records}, retention_time, "
+               f"{epoch('created_at')}, {epoch('updated_at')}, {epoch('deleted_at')}, version, lease_owner, "
+               f"{epoch('lease_expires_at')}, progress, definition_hash")
 
 
 def _steps_source(count: int) -> str:
