@@ -451,3 +451,20 @@ POSTGRES_V7 = [
 
 HISTORIES["sqlite"]["v7"] = [*HISTORIES["sqlite"]["v6"], (7, SQLITE_V7)]
 HISTORIES["postgresql"]["v7"] = [*HISTORIES["postgresql"]["v6"], (7, POSTGRES_V7)]
+
+# Version 8 (workers), as it ran.
+SQLITE_V8 = [
+    "CREATE TABLE IF NOT EXISTS stepwork_worker (\n\tid TEXT, \n\thost TEXT NOT NULL, \n\tpid INTEGER NOT NULL, "
+    "\n\tconcurrency INTEGER NOT NULL, \n\tlease_ttl REAL NOT NULL, \n\tdefinitions TEXT DEFAULT '[]' NOT NULL, "
+    "\n\tstarted_at REAL NOT NULL, \n\theartbeat_at REAL NOT NULL, \n\tstopped_at REAL, \n\tPRIMARY KEY (id)\n)",
+]
+POSTGRES_V8 = [
+    "CREATE TABLE IF NOT EXISTS stepwork_worker (\n\tid TEXT, \n\thost TEXT NOT NULL, \n\tpid INTEGER NOT NULL, "
+    "\n\tconcurrency INTEGER NOT NULL, \n\tlease_ttl DOUBLE PRECISION NOT NULL, "
+    "\n\tdefinitions TEXT DEFAULT '[]' NOT NULL, \n\tstarted_at TIMESTAMP WITH TIME ZONE NOT NULL, "
+    "\n\theartbeat_at TIMESTAMP WITH TIME ZONE NOT NULL, \n\tstopped_at TIMESTAMP WITH TIME ZONE, "
+    "\n\tPRIMARY KEY (id)\n)",
+]
+
+HISTORIES["sqlite"]["v8"] = [*HISTORIES["sqlite"]["v7"], (8, SQLITE_V8)]
+HISTORIES["postgresql"]["v8"] = [*HISTORIES["postgresql"]["v7"], (8, POSTGRES_V8)]

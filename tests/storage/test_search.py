@@ -14,7 +14,7 @@ import pytest
 from stepwork.storage.base import ExecutionStore, FinishData, ListQuery
 from stepwork.storage.postgres import PostgresStore
 from stepwork.storage.query import normalize_filters, normalize_order
-from stepwork.storage.search import SEARCH_TABLE, sqlite_supports_search
+from stepwork.storage.search import PENDING_TABLE, SEARCH_TABLE, sqlite_supports_search
 from stepwork.storage.sqlite import SQLiteStore
 from tests.storage.helpers import T0, make_row, write
 
@@ -65,8 +65,10 @@ async def search_rows(store: ExecutionStore) -> int:
     if isinstance(store, SQLiteStore):
         if store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (SEARCH_TABLE,)).fetchone() is None:
             return 0
-        # A contentless FTS5 table has no rows to count: its document sizes are one row per document.
-        return int(store.conn.execute(f"SELECT count(*) FROM {SEARCH_TABLE}_docsize").fetchone()[0])
+        # A contentless FTS5 table has no rows to count: its document sizes are one row per document;
+        # and the rows not indexed yet wait in the pending table (version 9).
+        return int(store.conn.execute(f"SELECT count(*) FROM {SEARCH_TABLE}_docsize").fetchone()[0]
+                   + store.conn.execute(f"SELECT count(*) FROM {PENDING_TABLE}").fetchone()[0])
     assert isinstance(store, PostgresStore)
     with psycopg.connect(store.url, autocommit=True) as conn:
         return int(conn.execute(f"SELECT count(*) FROM {SEARCH_TABLE}").fetchone()[0])  # type: ignore[index]
@@ -163,3 +165,54 @@ async def test_q_matching_many_workflow_ids_pages_and_counts_them_all(store: Exe
     assert ([r.workflow_id for r in rows], count) == ([f"many-{i:02d}" for i in range(5, 15)], 40)
     rows, count = await store.list_rows(query({"q": "many-0"}, take=3, order="-created_at"))
     assert ([r.workflow_id for r in rows], count) == (["many-09", "many-08", "many-07"], 10)
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory", "sqlite-file"])
+async def test_sqlite_indexes_new_rows_in_batches_and_q_sees_every_row(store: ExecutionStore) -> None:
+    # Version 9: an insert records its row as pending; every SEARCH_BATCH inserts (and before q reads
+    # the FTS table) the pending rows are indexed. A row deleted while pending never reaches the index.
+    assert isinstance(store, SQLiteStore)
+    from stepwork.storage.sqlite.connection import SEARCH_BATCH
+
+    def pending() -> int:
+        return int(store.conn.execute(f"SELECT count(*) FROM {PENDING_TABLE}").fetchone()[0])
+
+    n = SEARCH_BATCH + 10
+    for i in range(n):
+        await store.insert(make_row("batch", f"tx-{i:04d}", "run", state="done", created_at=T0 + i, owner=None,
+                                    lease_until=None), [])
+    assert 0 < pending() < n  # one batch went into the FTS table with an insert
+    indexed, waiting = "tx-0000", f"tx-{n - 1:04d}"
+    for tx in (indexed, waiting):
+        store.conn.execute("DELETE FROM workflow_execution WHERE transaction_id = ?", (tx,))
+    store.conn.execute("UPDATE workflow_execution SET transaction_id = 'tx-renamed' WHERE transaction_id = 'tx-0001'")
+    assert await runs(store, {"q": "tx-0000"}) == ([], 0)
+    assert pending() == 0  # q indexed the rest first
+    assert await runs(store, {"q": waiting}) == ([], 0)
+    assert await runs(store, {"q": "tx-0001"}) == ([], 0)
+    assert (await runs(store, {"q": "renamed"}))[1] == 1
+    assert (await runs(store, {"q": "tx-0"}))[1] == n - 3
+    assert await search_rows(store) == n - 2
+    await store.insert(make_row("batch", "tx-late", "run", owner=None, lease_until=None), [])
+    await store.fold_wal()  # (what the engine calls every third of its lease time) indexes it too
+    assert pending() == 0
+    assert await runs(store, {"q": "tx-late"}) == (["run"], 1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite-memory", "sqlite-file"])
+async def test_sqlite_a_bulk_load_by_hand_is_indexed_in_chunks_before_q_reads(store: ExecutionStore) -> None:
+    assert isinstance(store, SQLiteStore)
+    n = 2500  # several chunks
+    store.conn.execute("BEGIN IMMEDIATE")
+    store.conn.executemany(
+        "INSERT INTO workflow_execution (id, workflow_id, transaction_id, run_id, state, created_at, updated_at) "
+        "VALUES (?, 'bulk', ?, 'run', 'done', ?, ?)", [(f"e{i}", f"bulk-tx-{i:05d}", T0 + i, T0 + i) for i in range(n)])
+    store.conn.execute("COMMIT")
+    await store.fold_wal()  # (the engine's periodic call) indexes one chunk only
+    pending = int(store.conn.execute(f"SELECT count(*) FROM {PENDING_TABLE}").fetchone()[0])
+    assert 0 < pending < n
+    rows, count = await store.list_rows(query({"q": "BULK-TX-01"}, take=3))
+    assert ([r.transaction_id for r in rows], count) == (["bulk-tx-01000", "bulk-tx-01001", "bulk-tx-01002"], 1000)
+    assert (await runs(store, {"q": "k-tx-02499"})) == (["run"], 1)
+    assert int(store.conn.execute(f"SELECT count(*) FROM {PENDING_TABLE}").fetchone()[0]) == 0
+    assert await search_rows(store) == n

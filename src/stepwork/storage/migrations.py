@@ -37,7 +37,8 @@ def _create_all(dialect: Dialect) -> list[str]:
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip())
         statements.extend(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
                           for index in sorted(table.indexes, key=lambda i: str(i.name)))
-    return statements + _v6(dialect)  # q's search table (not a SQLAlchemy table: per-dialect DDL)
+    # q's search table (not a SQLAlchemy table: per-dialect DDL), as version 9 keeps it
+    return statements + _v6(dialect) + _v9(dialect)
 
 
 def _v2(dialect: Dialect) -> list[str]:
@@ -147,9 +148,20 @@ def _v8(dialect: Dialect) -> list[str]:
     return [str(CreateTable(WORKERS, if_not_exists=True).compile(dialect=dialect)).strip()]
 
 
+def _v9(dialect: Dialect) -> list[str]:
+    """SQLite: q's FTS5 table written in batches (a pending table the insert trigger writes, moved into
+    the FTS table by the store; see :func:`stepwork.storage.search.sqlite_pending_ddl`). Nothing on
+    PostgreSQL, nor on an SQLite library without FTS5's ``trigram`` tokenizer (q scans there)."""
+    from stepwork.storage.search import sqlite_pending_ddl, sqlite_supports_search
+
+    if dialect.name == "sqlite" and sqlite_supports_search():
+        return sqlite_pending_ddl()
+    return []
+
+
 # version -> the statements that bring a database at the previous version to it. Version 1 (the
 # first tables and indexes) has no upgrade: a database without it is new and gets everything.
-_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8}
+_UPGRADES: dict[int, Callable[[Dialect], list[str]]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7, 8: _v8, 9: _v9}
 LATEST = max(_UPGRADES)
 
 

@@ -1,4 +1,5 @@
-"""q's search table (schema version 6): a narrow copy of the searched ids of every live execution.
+"""q's search table (schema version 6; on SQLite written in batches since version 9): a narrow copy
+of the searched ids of every live execution.
 
 ``q`` is a case-insensitive substring of an execution's workflow id, transaction id or run id (or of
 its state, a closed set compared by equality: :func:`stepwork.storage.query.q_states`). No B-tree
@@ -13,7 +14,9 @@ bulk loads, hand-written SQL):
   SQLite copies the rowids of a table without an ``INTEGER PRIMARY KEY`` as they are). A phrase of 3
   or more characters finds exactly the rows with it inside one of the three ids (a phrase never
   spans columns). Made only if the SQLite library has FTS5 and ``trigram`` (3.34+); otherwise q
-  scans, as version 5 did.
+  scans, as version 5 did. Since version 9 the triggers note a new row in
+  ``workflow_execution_search_pending`` and the store indexes the pending rows in batches (and
+  always before q reads the FTS table): see :func:`sqlite_pending_ddl`.
 - **PostgreSQL**: a table of (the three ids, ``created_at``, ``ids``: the transaction and run ids
   lowercased and joined, see :func:`postgres_ids`) with a ``pg_trgm`` GIN index on ``ids`` (if the
   extension can be had): a match reads the trigram index, then rechecks its candidates with
@@ -27,10 +30,12 @@ from __future__ import annotations
 import sqlite3
 from functools import cache
 
-__all__ = ["MIN_MATCH", "SEARCH_TABLE", "SEPARATOR", "fts_phrase", "postgres_ids", "postgres_search_ddl",
+__all__ = ["MIN_MATCH", "PENDING_TABLE", "SEARCH_TABLE", "SEPARATOR", "fts_phrase", "postgres_ids",
+           "postgres_search_ddl", "sqlite_flush_search", "sqlite_pending_ddl",
            "sqlite_search_ddl", "sqlite_supports_search", "trigram_index"]
 
 SEARCH_TABLE = "workflow_execution_search"
+PENDING_TABLE = "workflow_execution_search_pending"  # SQLite, version 9: live rows not yet in the FTS table
 MIN_MATCH = 3  # a trigram index answers substrings of 3 characters or more; shorter ones scan
 SEPARATOR = "\x1f"  # joins the ids in PostgreSQL's ``ids`` column: a q without it matches within one id
 
@@ -90,6 +95,57 @@ def sqlite_search_ddl() -> list[str]:
         f"{add} SELECT rowid, {_IDS} FROM workflow_execution WHERE deleted_at IS NULL",
     ]
 
+
+
+# Version 9 (SQLite): the FTS5 table is written in batches. Indexing one execution in a transaction
+# of its own cost ~150 µs (FTS5 writes a new segment at every commit, and the trigram tokenizing of
+# the three ids is ~35 µs of it), which was most of a 10-step stored run's cost above memory; in
+# batches of 256 it costs ~40 µs an execution. So the insert trigger only records the new row's rowid
+# in PENDING_TABLE (one small B-tree insert), and the store moves the pending rows into the FTS table
+# (sqlite_flush_search) every few hundred inserts, when the engine renews its leases, and before q
+# reads the FTS table: q's results stay exactly those of a substring test. An execution deleted
+# (without retention: at its finish) while still pending never touches the FTS table.
+def sqlite_pending_ddl() -> list[str]:
+    """The pending table, its rows (every live execution when the FTS table is new, none when the
+    version 6 triggers kept it), and the triggers of version 9 in place of version 6's."""
+    t, p = SEARCH_TABLE, PENDING_TABLE
+    remove = f"INSERT INTO {t} ({t}, rowid, {_IDS})"
+    not_pending = f"NOT EXISTS (SELECT 1 FROM {p} WHERE id = old.rowid)"
+    return [
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {t} USING fts5({_IDS}, content='', tokenize='trigram')",
+        f"CREATE TABLE IF NOT EXISTS {p} (id INTEGER PRIMARY KEY)",
+        # (An FTS table without documents either was just made, or there is no live row to index.)
+        (f"INSERT OR IGNORE INTO {p} (id) SELECT rowid FROM workflow_execution WHERE deleted_at IS NULL "
+         f"AND NOT EXISTS (SELECT 1 FROM {t}_docsize)"),
+        "DROP TRIGGER IF EXISTS trg_wfe_search_insert",
+        "DROP TRIGGER IF EXISTS trg_wfe_search_delete",
+        "DROP TRIGGER IF EXISTS trg_wfe_search_update",
+        (f"CREATE TRIGGER trg_wfe_search_insert AFTER INSERT ON workflow_execution "
+         f"WHEN new.deleted_at IS NULL BEGIN INSERT OR IGNORE INTO {p} (id) VALUES (new.rowid); END"),
+        # A row leaves the FTS table by being told its indexed values again, only if it is there.
+        (f"CREATE TRIGGER trg_wfe_search_delete AFTER DELETE ON workflow_execution "
+         f"WHEN old.deleted_at IS NULL BEGIN "
+         f"{remove} SELECT 'delete', {_sqlite_values('old')} WHERE {not_pending}; "
+         f"DELETE FROM {p} WHERE id = old.rowid; END"),
+        (f"CREATE TRIGGER trg_wfe_search_update AFTER UPDATE OF {_IDS}, deleted_at "
+         f"ON workflow_execution BEGIN "
+         f"{remove} SELECT 'delete', {_sqlite_values('old')} WHERE old.deleted_at IS NULL AND {not_pending}; "
+         f"DELETE FROM {p} WHERE id = old.rowid; "
+         f"INSERT OR IGNORE INTO {p} (id) SELECT new.rowid WHERE new.deleted_at IS NULL; END"),
+    ]
+
+
+def sqlite_flush_search(chunk: int) -> tuple[str, str, str]:
+    """What moves pending rows into the FTS table, one transaction a chunk: the highest of the
+    ``chunk`` lowest pending rowids (``NULL``: none pending), then, with it as parameter, the
+    statements that index the pending rows up to it and take them out of the pending table. (A bulk
+    load by hand leaves many rows pending: in chunks, their indexing does not hold the write lock, or
+    the loop of the process doing it, for seconds.)"""
+    t, p = SEARCH_TABLE, PENDING_TABLE
+    return (f"SELECT max(id) FROM (SELECT id FROM {p} ORDER BY id LIMIT {int(chunk)})",
+            f"INSERT INTO {t} (rowid, {_IDS}) SELECT e.rowid, e.workflow_id, e.transaction_id, e.run_id "
+            f"FROM {p} JOIN workflow_execution AS e ON e.rowid = {p}.id WHERE {p}.id <= ? AND e.deleted_at IS NULL",
+            f"DELETE FROM {p} WHERE id <= ?")
 
 # The trigger function names its tables with the schema it is created in (a session's search_path
 # may differ from the one the migration ran with).

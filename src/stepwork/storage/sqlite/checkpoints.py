@@ -14,7 +14,7 @@ from typing import Any
 
 from stepwork.storage.base import ExecutionKey, ExecutionRow, FinishData, StepRow
 from stepwork.storage.rows import already_started, json_text, lease_lost
-from stepwork.storage.sqlite.connection import SQLiteDatabase
+from stepwork.storage.sqlite.connection import SEARCH_BATCH, SQLiteDatabase
 
 __all__ = ["COLUMNS", "Checkpoints"]
 
@@ -107,7 +107,10 @@ class Checkpoints(SQLiteDatabase):
                 upsert_steps(conn, row.key, steps)
             if delete_timers:
                 delete_timer_ids(conn, delete_timers)
+            if self._search and self._unindexed >= SEARCH_BATCH:
+                self._index_pending(conn)  # (one batch for q's FTS table, in this commit)
         await self._tx(run)
+        self._unindexed += 1
 
     async def write_steps(self, key: ExecutionKey, owner: str, version: int, steps: Sequence[StepRow]) -> int:
         n = len(steps)

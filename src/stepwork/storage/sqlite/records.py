@@ -28,8 +28,6 @@ _SELECT_LIGHT = "SELECT " + COLUMNS.replace("execution, context", "NULL, NULL") 
 class Records(SQLiteDatabase):
     """Reads and listing; definition templates."""
 
-    _search: bool | None = None  # whether q's search table exists (read once)
-
     async def latest(self, workflow_id: str, transaction_id: str) -> ExecutionRow | None:
         r = await self._retry(lambda: self.conn.execute(
             f"{_SELECT} WHERE workflow_id = ? AND transaction_id = ? AND deleted_at IS NULL "
@@ -54,12 +52,6 @@ class Records(SQLiteDatabase):
             (key.workflow_id, key.transaction_id, key.run_id)).fetchall())
         return [StepRow(r[0], json.loads(r[1]), r[2], r[3], r[4]) for r in rows]
 
-    async def _has_search(self) -> bool:
-        if self._search is None:
-            self._search = await self._retry(lambda: self.conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = ?", (SEARCH_TABLE,)).fetchone()) is not None
-        return self._search
-
     async def list_rows(self, query: ListQuery) -> tuple[list[ExecutionRow], int]:
         params: list[Any] = []
 
@@ -68,7 +60,9 @@ class Records(SQLiteDatabase):
             return "?"
         q = query.filters.get("q")
         text = q[0][1] if q else None
-        indexed = text is not None and len(text) >= MIN_MATCH and await self._has_search()
+        indexed = text is not None and len(text) >= MIN_MATCH and self._search
+        if indexed:
+            await self.flush_search()  # q reads the FTS table: it must hold every row committed so far
         if indexed and len(query.filters) == 1 and not q_states(str(text)):
             return await self._list_searched(query, fts_phrase(str(text)))
 
