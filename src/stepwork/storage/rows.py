@@ -10,7 +10,7 @@ from typing import Any
 from stepwork.errors import StepworkError
 from stepwork.storage.base import ExecutionKey, ExecutionRow, LeaseLostError
 
-__all__ = ["FINISHED", "already_started", "execution_row", "json_text", "lease_lost"]
+__all__ = ["FINISHED", "already_started", "execution_row", "json_text", "lease_lost", "listed_row"]
 
 FINISHED = ("done", "failed", "reverted")  # the states a run never leaves
 
@@ -34,6 +34,28 @@ def execution_row(r: Sequence[Any], with_records: bool = True) -> ExecutionRow:
         lease_owner=r[12], lease_expires_at=r[13], progress=json.loads(r[14]) if r[14] else {},
         definition_hash=r[15] if len(r) > 15 else None,
     )
+
+
+def listed_row(r: Sequence[Any], with_records: bool) -> ExecutionRow:
+    """:func:`execution_row` for a listing: a document column that is not JSON (a row edited by hand)
+    reads as absent instead of failing the whole listing; reading that execution on its own still
+    raises, and the engine fails such an execution when it tries to run it."""
+    try:
+        return execution_row(r, with_records)
+    except (ValueError, RecursionError):
+        return execution_row([*r[:5], _or_none(r[5]) if with_records else None,
+                              _or_none(r[6]) if with_records else None, *r[7:14], _or_none(r[14]), *r[15:]],
+                             with_records)
+
+
+def _or_none(text: Any) -> Any:
+    if text is None:
+        return None
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return text
 
 
 def already_started(transaction_id: str) -> StepworkError:

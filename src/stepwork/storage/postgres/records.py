@@ -13,7 +13,7 @@ from stepwork.storage.postgres.connection import Conn, PostgresDatabase
 from stepwork.storage.postgres.search import WORKFLOWS_MATCHING, page_and_count_sql, q_condition
 from stepwork.storage.postgres.statements import KEY, ROW_COLUMNS
 from stepwork.storage.query import count_from_page, like_pattern, q_states, to_sql
-from stepwork.storage.rows import execution_row
+from stepwork.storage.rows import execution_row, listed_row
 
 __all__ = ["Records"]
 
@@ -88,7 +88,7 @@ class Records(PostgresDatabase):
                 cur = await conn.execute(f"SELECT count(*) FROM workflow_execution WHERE {where}", params)
                 counted = await cur.fetchone()
                 count = int(counted[0] if counted else 0)
-            return [execution_row(r, query.with_records) for r in rows], count
+            return [listed_row(r, query.with_records) for r in rows], count
         return await self._run(run)
 
     async def _list_searched(self, query: ListQuery, text: str, workflows: list[str]) -> tuple[list[ExecutionRow], int]:
@@ -106,7 +106,7 @@ class Records(PostgresDatabase):
                 cur = await conn.execute(count_sql, count_params)
                 counted = await cur.fetchone()
                 count = int(counted[0] if counted else 0)
-            return [execution_row(r, query.with_records) for r in rows], count
+            return [listed_row(r, query.with_records) for r in rows], count
         return await self._run(run)
 
     async def put_definition(self, definition_hash: str, workflow_id: str, template: str, now: float) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from stepwork.storage.base import ExecutionKey, ExecutionRow, ListQuery, StepRow
 from stepwork.storage.query import count_from_page, q_states, to_sql
-from stepwork.storage.rows import execution_row
+from stepwork.storage.rows import execution_row, listed_row
 from stepwork.storage.search import MIN_MATCH, SEARCH_TABLE, fts_phrase
 from stepwork.storage.sqlite.checkpoints import COLUMNS
 from stepwork.storage.sqlite.connection import SQLiteDatabase
@@ -87,7 +87,7 @@ class Records(SQLiteDatabase):
         if count is None:
             count = (await self._retry(lambda: conn.execute(
                 f"SELECT COUNT(*) FROM workflow_execution{scan} WHERE {where}", params).fetchone()))[0]
-        return [execution_row(r, query.with_records) for r in rows], int(count)
+        return [listed_row(r, query.with_records) for r in rows], int(count)
 
     async def _list_searched(self, query: ListQuery, phrase: str) -> tuple[list[ExecutionRow], int]:
         """q alone: the search table holds exactly the live rows, so it counts the matches by itself;
@@ -103,7 +103,7 @@ class Records(SQLiteDatabase):
         sql = (f"{select}{walk} WHERE {_SEARCHED.format('?')} AND deleted_at IS NULL ORDER BY {order} "
                "LIMIT ? OFFSET ?")
         rows = await self._retry(lambda: conn.execute(sql, (phrase, limit, int(query.skip))).fetchall())
-        return [execution_row(r, query.with_records) for r in rows], count
+        return [listed_row(r, query.with_records) for r in rows], count
 
     async def put_definition(self, definition_hash: str, workflow_id: str, template: str, now: float) -> None:
         await self._tx(lambda conn: conn.execute(
