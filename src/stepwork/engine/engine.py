@@ -338,7 +338,11 @@ class WorkflowEngine:
         PostgreSQL, also those of runs other processes drive (as JSON values)."""
         self.subscriptions.subscribe(workflow_id, subscriber, transaction_id, subscriber_id)
         if self.shared is not None and self._started:
-            await self.shared.sync()
+            try:
+                await self.shared.sync()
+            except BaseException:  # cancelled while it waited (a client that went away): not subscribed
+                self.subscriptions.unsubscribe(workflow_id, subscriber_id or subscriber, transaction_id)
+                raise
 
     async def unsubscribe(self, workflow_id: str, subscriber_or_id: Any, *, transaction_id: str | None = None) -> None:
         """Stop a subscription (by function or ``subscriber_id``)."""

@@ -137,7 +137,9 @@ class QueueWorker:
         key = claimed.key
 
         async def read() -> Run | None:
-            row = claimed.row or await engine.store.get(key)
+            # (the row read with the claim, unless this process had the run's lock meanwhile: a
+            # cancel here may have changed it since)
+            row = (claimed.row if not contended else None) or await engine.store.get(key)
             if row is None or row.state in FINISHED:
                 return None
             # (read with the claim, or after it took the lease: fresh)
@@ -146,6 +148,7 @@ class QueueWorker:
             # it goes on as a recovered run, the interrupted step invoked again.
             run.reason = None if row.state == "not_started" else "recovery"
             return run
+        contended = engine.busy(key.workflow_id, key.transaction_id)
         try:
             async with engine.locked(key.workflow_id, key.transaction_id):
                 run = await read_or_fail(engine, key, read)

@@ -4,6 +4,7 @@ renewed for the runs it is driving, and only those."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -22,16 +23,18 @@ __all__ = ["read_or_fail", "recover_execution", "recover_orphans", "renew_leases
 
 logger = logging.getLogger("stepwork.engine")
 
-# What reading a corrupt row raises: bad JSON (ValueError), a missing or mistyped field, a state or
-# record that is no enum member. (Too deeply nested JSON: RecursionError.)
-_CONTENT_ERRORS = (ValueError, LookupError, TypeError, AttributeError, RecursionError)
+# What reading a corrupt row raises: a column that is not JSON (or not text), or JSON nested too deep.
+# Not a field missing or a state unknown: a row written by a newer stepwork (a rolling upgrade) reads
+# so to an older one, and failing it would end, uncompensated, a run the newer processes can read.
+_CONTENT_ERRORS = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
 
 
 def unreadable(exc: BaseException) -> bool:
     """Whether ``exc``, raised while an execution's row was read or loaded into a run, says the row
-    cannot be read. stepwork's own errors never do: ``database_error`` is transient (the read is tried
-    again), ``not_found``/``conflict`` say the row went, or runs on a workflow or version this process
-    lacks (the processes that have it take it)."""
+    cannot be read: one of its documents is not JSON. stepwork's own errors never do:
+    ``database_error`` is transient (the read is tried again), ``not_found``/``conflict`` say the
+    row went, or runs on a workflow or version this process lacks (the processes that have it take
+    it)."""
     return isinstance(exc, _CONTENT_ERRORS) and not isinstance(exc, StepworkError)
 
 

@@ -13,8 +13,7 @@ A ``NOTIFY`` payload is at most 8,000 bytes: a bigger event goes out without its
 ids, state and step id, and ``"truncated": true``); the subscriber reads the rest from the stored
 execution. Events are not stored: an event sent while a subscriber's process was not listening
 (its connection was lost) is missed, as are those of a run started in the few milliseconds before
-the other process heard of a new subscription (a queued run never is: notifications arrive in
-commit order).
+the other process heard of a new subscription.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ async def listen(engine: WorkflowEngine) -> None:
         engine.queue.wake.set()  # what was queued while nobody listened here
         if shared is not None:
             shared.on_listen()
-    await engine.store.watch(channels, on_listen)
+    await engine.store.watch(channels, on_listen, shared.on_lost if shared is not None else None)
 
 
 def _plain(value: Any) -> Any:
@@ -114,6 +113,8 @@ class SharedEvents:
         self._inbox: asyncio.Queue[dict[str, Any]] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self.listening = False  # (a subscription waits to hear its announcement only then)
+        self._stopped = False
+        self._seq = 0  # numbers this process's events: identical notifications of one commit would be one
         self.sent = 0  # events sent to other processes (one per event and process)
         self.received = 0
         self._dropped_at = 0.0
@@ -130,7 +131,12 @@ class SharedEvents:
         self._start_dispatcher()
         self._spawn(self.announce(ask=True))
 
+    def on_lost(self) -> None:
+        """Not listening any more (until the connection is made again): nothing to wait for."""
+        self.listening = False
+
     def start(self) -> None:
+        self._stopped = False
         self._start_dispatcher()
 
     def _start_dispatcher(self) -> None:
@@ -149,10 +155,12 @@ class SharedEvents:
         return bool(self._all) or workflow_id in self._targets
 
     async def sync(self) -> None:
-        """Tell the others if the workflows this process follows changed (a new subscription is
-        heard by them when this returns, but for a lost notification)."""
-        if self.engine.subscriptions.workflows() != self._announced:
-            await self.announce(wait=True)
+        """Tell the others if the workflows this process follows changed; for a new one, wait (up to
+        2 s, while listening) until the announcement has come back through the database, so that the
+        others have it too."""
+        current = self.engine.subscriptions.workflows()
+        if current != self._announced:
+            await self.announce(wait=not current <= self._announced)  # (a removal need not be heard at once)
 
     async def keepalive(self) -> None:
         """Repeat this process's interest before the others forget it; forget theirs that ran out."""
@@ -235,14 +243,16 @@ class SharedEvents:
     def forward(self, event: dict[str, Any]) -> None:
         """Send ``event`` to the processes that want its workflow (in order, soon, batched)."""
         channels = [*self._targets.get(event.get("workflow_id", ""), ()), *self._all]
-        if not channels:
+        if not channels or self._stopped:
             return
+        self._seq += 1
+        head = f'{{"s":{self._seq},"e":'
         try:
-            payload = event_json(event)
+            payload = head + event_json(event) + "}"
         except Exception:  # (a value JSON cannot hold even as a repr)
-            payload = _slim(event)
+            payload = head + _slim(event) + "}"
         if len(payload.encode()) > MAX_PAYLOAD:
-            payload = _slim(event)
+            payload = head + _slim(event) + "}"
         self._outbox.extend((channel, payload) for channel in channels)
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send(), name="stepwork-send-events")
@@ -261,8 +271,8 @@ class SharedEvents:
 
     def _on_event(self, payload: str) -> None:
         try:
-            event = json.loads(payload)
-        except ValueError:
+            event = json.loads(payload)["e"]
+        except (ValueError, KeyError, TypeError):
             logger.warning("An unreadable event was ignored: %.200s", payload)
             return
         if not isinstance(event, dict) or self._inbox is None:
@@ -300,6 +310,8 @@ class SharedEvents:
 
     async def stop(self) -> None:
         """Send what is waiting, tell the others this process follows nothing any more, stop."""
+        self._stopped = True  # (a run still going forwards nothing more: the store closes)
+        self.listening = False
         with contextlib.suppress(Exception):
             if self._sender is not None and not self._sender.done():
                 await asyncio.wait_for(asyncio.shield(self._sender), 2.0)
@@ -312,7 +324,6 @@ class SharedEvents:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._sender = self._dispatcher = None
-        self.listening = False
         self._remote.clear()
         self._rebuild()
         self._announced = frozenset()

@@ -318,10 +318,12 @@ class ExecutionStore(Protocol):
     """Whether processes sharing this store reach each other through :meth:`notify` and :meth:`watch`
     (PostgreSQL); if not, ``watch`` returns at once and ``notify`` sends nothing."""
 
-    async def watch(self, channels: Mapping[str, Callable[[str], None]], on_listen: Callable[[], None]) -> None:
+    async def watch(self, channels: Mapping[str, Callable[[str], None]], on_listen: Callable[[], None],
+                    on_lost: Callable[[], None] | None = None) -> None:
         """Call ``channels[channel](payload)`` for each notification sent on those channels (by any
         process, :data:`QUEUE_CHANNEL` included), until cancelled; ``on_listen()`` each time listening
-        starts (again, after a lost connection: what was sent meanwhile is missed). PostgreSQL:
+        starts (again, after a lost connection: what was sent meanwhile is missed), ``on_lost()`` each
+        time it stops (the connection was lost; until cancelled, it listens again). PostgreSQL:
         ``LISTEN`` on a connection of its own; a store without notifications returns at once, and
         engines poll."""
 

@@ -4,6 +4,8 @@ engine (another process, in production) drives; nothing is sent while nobody sub
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -132,3 +134,35 @@ async def test_an_engine_started_after_the_subscription_hears_of_it(pg_url: str,
             await front.run(wf, 1, transaction_id="late", queue=True)
             await until(lambda: "on_finish" in seen)
     assert seen[0] == "on_begin"
+
+
+async def test_a_subscribe_cancelled_while_it_waits_leaves_no_subscription(pg_url: str, wf_name: str) -> None:
+    async with WorkflowEngine(pg_url, poll_interval=0.2, concurrency=0) as front:
+        task = asyncio.create_task(front.subscribe(wf_name, lambda e: None, subscriber_id="gone"))
+        await asyncio.sleep(0)  # (registered, now waiting for its announcement)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert front.subscriptions.workflows() == frozenset()
+
+
+async def test_identical_events_sent_together_all_arrive_and_a_silent_process_is_forgotten(
+        pg_url: str, wf_name: str) -> None:
+    seen: list[dict[str, Any]] = []
+    async with (WorkflowEngine(pg_url, poll_interval=0.2, concurrency=0) as front,
+                WorkflowEngine(pg_url, poll_interval=0.2, concurrency=0) as worker):
+        assert worker.shared is not None
+        await front.subscribe(wf_name, seen.append)
+        await until(lambda: worker.shared.wants(wf_name))
+        timeout = {"event_type": "on_timeout", "workflow_id": wf_name, "transaction_id": "t"}
+        for _ in range(3):  # (one statement: PostgreSQL folds identical notifications of one commit)
+            worker.shared.forward(dict(timeout))
+        await until(lambda: len(seen) == 3)
+        assert seen == [timeout] * 3
+
+        # A process that stops repeating its interest (it died) is forgotten after its time to live.
+        worker.shared._on_interest(json.dumps({"c": "stepwork_ev_dead", "w": ["elsewhere"], "ttl": 0.2}))
+        assert worker.shared.wants("elsewhere")
+        await asyncio.sleep(0.3)
+        await worker.shared.keepalive()
+        assert not worker.shared.wants("elsewhere") and worker.shared.wants(wf_name)

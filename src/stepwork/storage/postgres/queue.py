@@ -129,7 +129,8 @@ class Queue(PostgresDatabase):
         if messages:
             await self._exec(_SEND, ([m[0] for m in messages], [m[1] for m in messages]))
 
-    async def watch(self, channels: Mapping[str, Callable[[str], None]], on_listen: Callable[[], None]) -> None:
+    async def watch(self, channels: Mapping[str, Callable[[str], None]], on_listen: Callable[[], None],
+                    on_lost: Callable[[], None] | None = None) -> None:
         """``LISTEN`` on a connection of its own (the store's one serves statements, one at a time);
         a lost connection is made again, with a growing pause, while polling covers the gap."""
         pause = 0.5
@@ -162,6 +163,8 @@ class Queue(PostgresDatabase):
             except Exception as exc:
                 logger.warning("Listening for notifications stopped (%s); polling meanwhile.", exc)
             finally:
+                if on_lost is not None:
+                    on_lost()
                 with contextlib.suppress(Exception):
                     await asyncio.shield(conn.close())  # (closed even if this task is being cancelled)
             await asyncio.sleep(pause)

@@ -75,7 +75,8 @@ class Queue(SQLiteDatabase):
 
     notifies = False  # no notifications between SQLite processes: they poll (a run queued here wakes its engine)
 
-    async def watch(self, channels: Mapping[str, Callable[[str], None]], on_listen: Callable[[], None]) -> None:
+    async def watch(self, channels: Mapping[str, Callable[[str], None]], on_listen: Callable[[], None],
+                    on_lost: Callable[[], None] | None = None) -> None:
         return
 
     async def notify(self, messages: Sequence[tuple[str, str]]) -> None:
