@@ -74,9 +74,12 @@ async def test_two_engines_run_50_queued_runs_each_exactly_once(shared_url: str,
 
 async def test_stopping_with_a_grace_period_lets_the_runs_in_flight_finish(shared_url: str, wf_name: str) -> None:
     began = asyncio.Event()
+    started: list[int] = []
 
     async def work(n: int) -> int:
-        began.set()
+        started.append(n)
+        if len(started) == 2:  # both in flight (the claim of the first may come before the second is queued)
+            began.set()
         await asyncio.sleep(0.3)
         return n
 
