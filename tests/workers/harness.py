@@ -270,12 +270,7 @@ class Fleet:
     def terminate(self, index: int) -> Disruption:
         """SIGTERM worker ``index`` (its engine's graceful stop, ``--grace``); the disruption lasts until it
         exits (``t1`` is set by :meth:`wait_exit`): steps it cut short may run again elsewhere."""
-        proc = self.procs[index]
-        t = time.time()
-        proc.send_signal(signal.SIGTERM)
-        d = Disruption("term", proc.pid, t, float("inf"))
-        self.disruptions.append(d)
-        return d
+        return self._signal(index, signal.SIGTERM, "term")
 
     async def wait_exit(self, index: int, timeout: float) -> int:
         """Wait up to ``timeout`` seconds for worker ``index`` to exit; its exit code."""
@@ -291,10 +286,13 @@ class Fleet:
         return proc.returncode
 
     def freeze(self, index: int) -> Disruption:
+        return self._signal(index, signal.SIGSTOP, "stop")
+
+    def _signal(self, index: int, sig: signal.Signals, kind: str) -> Disruption:
+        """Send ``sig`` to worker ``index``; the disruption it starts, open until it is ended."""
         proc = self.procs[index]
-        t = time.time()
-        proc.send_signal(signal.SIGSTOP)
-        d = Disruption("stop", proc.pid, t, float("inf"))
+        d = Disruption(kind, proc.pid, time.time(), float("inf"))
+        proc.send_signal(sig)
         self.disruptions.append(d)
         return d
 
