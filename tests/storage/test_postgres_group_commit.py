@@ -77,7 +77,29 @@ async def test_a_checkpoint_on_an_idle_connection_goes_alone(pg: PostgresStore) 
     await pg.insert(row, [])
     assert await write(pg, row, 1) == 2
     group = pg.group_commit
-    assert (group.alone, group.batches) == (2, 0)
+    assert (group.alone, group.batches, group.queued) == (2, 0, 0)
+
+
+async def test_after_a_queued_checkpoint_a_sequential_writer_goes_straight_to_the_connection(
+        pg: PostgresStore) -> None:
+    # One caller's first write is queued (the connection was busy), then it writes on, one write
+    # right after the other: each finds the connection idle and goes alone, not through the writer
+    # task (which used to live on as long as its one caller queued the next write in time).
+    row = make_row()
+    await pg.insert(row, [])
+    group = pg.group_commit
+
+    async def writes() -> int:
+        version = 1
+        for _ in range(6):
+            version = await write(pg, row, version)
+        return version
+
+    async with pg._lock:
+        task = asyncio.ensure_future(writes())
+        await asyncio.sleep(0.02)
+    assert await task == 7
+    assert (group.queued, group.batches) == (1, 0)
 
 
 async def test_a_fenced_out_write_and_a_duplicate_insert_fail_alone_in_their_batch(pg: PostgresStore) -> None:
