@@ -293,6 +293,13 @@ class Fleet:
         proc = self.procs[index]
         d = Disruption(kind, proc.pid, time.time(), float("inf"))
         proc.send_signal(sig)
+        if sig == signal.SIGSTOP:
+            # The process runs on until the signal is delivered (milliseconds, on a busy machine): what
+            # it started meanwhile was started before the stop. The stop begins once /proc says so.
+            deadline = time.monotonic() + 2
+            while not self.is_stopped(index) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            d.t0 = time.time()
         self.disruptions.append(d)
         return d
 
