@@ -19,6 +19,10 @@ timed here), so its figures and the workload's are measured side by side:
   through the same libpq path as the checkpoints). ``commit_floor_us_per_step`` is that times the
   commits per step of the workload (its counting pass): what its commits alone would cost if each
   were the cheapest possible.
+- **SQLite, the statements without their commits** (``sql_replay_one_transaction_us_per_step``): the
+  same replay again with all its runs in one transaction (``BEGIN IMMEDIATE`` and ``COMMIT`` left
+  out): what the statements' own work costs; the difference to ``sql_replay_us_per_step`` is what
+  committing them one boundary at a time costs (writing the changed pages to the WAL).
 - **SQLite, the least a commit per step boundary can cost** (``minimal_schema_us_per_step``): the
   same number of runs of a 10-step run on a schema of two tables with nothing but their primary keys
   (an execution row inserted with step 1's start; one step row per boundary, carrying a step's
@@ -57,8 +61,11 @@ async def measure_floors(engine: WorkflowEngine, one_run: Callable[[], Awaitable
     if isinstance(store, SQLiteDatabase):
         calls = await _record_sqlite(store, one_run)
         replay_s = await _replay_sqlite(store, calls, runs)
+        one_s = await _replay_sqlite_in_one_transaction(store, calls, runs)
         commit_us = _sqlite_commit_us(store)
-        fields: dict[str, Any] = {"minimal_schema_us_per_step": round(_sqlite_minimal(store, runs), 2)}
+        fields: dict[str, Any] = {
+            "minimal_schema_us_per_step": round(_sqlite_minimal(store, runs), 2),
+            "sql_replay_one_transaction_us_per_step": round(one_s * 1e6 / (runs * steps_per_run), 2)}
     else:
         calls = await _record_postgres(store, one_run)
         replay_s = await _replay_postgres(store, calls, runs)
@@ -157,6 +164,19 @@ async def _replay_sqlite(store: SQLiteDatabase, calls: list[Call], runs: int) ->
             store._index_pending(conn)
             conn.execute("COMMIT")
     return time.perf_counter() - t0
+
+
+async def _replay_sqlite_in_one_transaction(store: SQLiteDatabase, calls: list[Call], runs: int) -> float:
+    """The same replay with no commit in it: its runs' statements in one transaction, what their own
+    work costs (the rest of the replay is what their commits cost). q's index batches are left out."""
+    conn = store.conn
+    search, store._search = store._search, False
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        return await _replay_sqlite(store, [c for c in calls if c[1] not in ("BEGIN IMMEDIATE", "COMMIT")], runs)
+    finally:
+        conn.execute("COMMIT")
+        store._search = search
 
 
 def _sqlite_commit_us(store: SQLiteDatabase) -> float:
