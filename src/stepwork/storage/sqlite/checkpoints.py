@@ -129,6 +129,7 @@ class Checkpoints(SQLiteDatabase):
             changed = conn.execute(statement, params).rowcount
         except (sqlite3.Error, UnicodeError):  # busy (waited for), or an error to report as such
             changed = (await self._retry(lambda: conn.execute(statement, params))).rowcount
+        self.committed()
         if changed != n:
             raise lease_lost(key)
         return version
@@ -150,6 +151,7 @@ class Checkpoints(SQLiteDatabase):
             params += (*k, version, owner)
             conn = self.conn
             cur = await self._retry(lambda: conn.execute(statement, params))
+            self.committed()
             if cur.rowcount != len(steps):
                 raise lease_lost(key)
             return version

@@ -23,6 +23,7 @@ from typing import TypeVar
 from stepwork.errors import StepworkError
 from stepwork.storage import migrations
 from stepwork.storage.search import PENDING_TABLE, sqlite_flush_search
+from stepwork.storage.sqlite.wal import FOLD_EVERY, WalFolder
 
 __all__ = ["WARN_EVERY", "SQLiteDatabase"]
 
@@ -64,6 +65,10 @@ class SQLiteDatabase:
     # this store since it last moved the pending rows into the FTS table.
     _search = False
     _unindexed = 0
+    # The thread that folds the WAL (a file's; see stepwork.storage.sqlite.wal), and the commits
+    # since it was last nudged.
+    _folder: WalFolder | None = None
+    _commits = 0
 
     def __init__(self, path: str, *, create_dirs: bool = False, busy_timeout: float | None = None) -> None:
         """``path``: the database file, or ``":memory:"``. ``create_dirs``: create its missing
@@ -120,13 +125,18 @@ class SQLiteDatabase:
             await self._migrate()
             self._search = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
                                         (PENDING_TABLE,)).fetchone() is not None
+            if not self._in_memory:
+                self._folder = WalFolder(self._where)
         except BaseException:
             self._conn = None
             conn.close()
             raise
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and stop the thread that folds its log)."""
+        if self._folder is not None:
+            self._folder.close()
+            self._folder = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -221,7 +231,22 @@ class SQLiteDatabase:
                     conn.execute("ROLLBACK")
                 raise
             return result
-        return await self._retry(run)
+        result = await self._retry(run)
+        self.committed()
+        return result
+
+    def committed(self) -> None:
+        """Count a commit; every ``FOLD_EVERY`` of them the log is folded beside the loop."""
+        self._commits += 1
+        if self._commits >= FOLD_EVERY:
+            self.fold_soon()
+
+    def fold_soon(self) -> None:
+        """Have the write-ahead log folded into the database file beside the loop, now (a no-op
+        without a log: an in-memory database)."""
+        self._commits = 0
+        if self._folder is not None:
+            self._folder.nudge()
 
     def _index_pending(self, conn: sqlite3.Connection) -> bool:
         """Move up to ``_SEARCH_CHUNK`` pending rows into q's FTS table, in the caller's transaction;

@@ -59,4 +59,4 @@ class Retention(SQLiteDatabase):
         lease time, this keeps the pending rows few when nobody searches, and a bulk load's many
         pending rows never hold the loop for long: q indexes whatever is left before it reads)."""
         await self.flush_search(chunks=1)
-        await self._retry(lambda: self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        self.fold_soon()  # (on the folding thread: a checkpoint's copying and syncing hold no loop)
