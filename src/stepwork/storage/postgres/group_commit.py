@@ -45,7 +45,6 @@ __all__ = ["MAX_BATCH", "GroupCommit"]
 MAX_BATCH = 500  # statements in one transaction at most (the rest go in the next)
 
 
-
 class _Pending(NamedTuple):
     sql: str
     params: Mapping[str, Any]
