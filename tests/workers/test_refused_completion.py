@@ -89,10 +89,13 @@ async def test_an_answer_for_an_async_step_cut_short_says_so_and_is_taken_once_i
         await a.start()
         running = asyncio.create_task(a.run(wf, 1, transaction_id="t-1"))
         await asyncio.wait_for(entered.wait(), 10)
-        await a.stop()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        # B starts while A still holds the lease (so B's start-up recovery leaves the run alone: had A's
+        # lease run out before B started, which a slow start allows, B would take the run over at
+        # once and the first answer would find the step waiting), and polls only when told.
         async with WorkflowEngine(url, lease_ttl=0.5, poll_interval=3600) as b:
+            await a.stop()
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
             await asyncio.sleep(1.0)  # A's lease expires
             with pytest.raises(StepworkError, match="not waiting for a response yet"):
                 await b.set_step_success(key, "too early")
