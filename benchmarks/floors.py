@@ -140,7 +140,8 @@ async def _record_sqlite(store: SQLiteDatabase, one_run: Callable[[], Awaitable[
     finally:
         store._conn = conn
     calls = recorder.calls
-    # Only the run's own statements (a background loop's, e.g. a lease renewal, would be replayed too).
+    # The run's own statements: not the timer loop's (workflow_timer). A lease renewal landing in the
+    # ~1 ms of the run would be kept; replayed, it changes what it changed when recorded (checked).
     return [c for c in calls if "workflow_execution" in c[1] or c[1] in ("BEGIN IMMEDIATE", "COMMIT")]
 
 

@@ -201,29 +201,28 @@ async def _stored(workload: str, backend: str, scale: float, retained: bool = Fa
                 ok = await batch(engine, wf, warm, timed) and ok
                 total_s = time.perf_counter() - t0
             compensations, compensations_of_done = _Counts.compensations, _Counts.compensations_of_done
+            # W2 counts its compensations as steps (as Medusa's bench does)
+            steps_per_run = STEPS + (compensations / timed if workload == "W2" else 0)
             # 2. the untimed counting pass: the same runs again, the store's connection instrumented
             async with count_store(engine) as counted:
                 count_ok = await batch(engine, wf, warm + timed, n_count)
+            counts = counted.fields(n_count, steps_per_run)
             left = await rows_left(engine, wf.compiled.name)
             # 3. the floors: the store's statements of one more run replayed alone, one commit
-            steps = STEPS + (compensations / timed if workload == "W2" else 0)
             recorded: list[bool] = []
 
             async def one_run() -> None:
                 recorded.append(await batch(engine, wf, warm + timed + n_count, 1))
 
-            floors = await measure_floors(engine, one_run, timed, steps,
-                                          counted.fields(n_count, steps).get("commits_per_step"))
+            floors = await measure_floors(engine, one_run, timed, steps_per_run, counts.get("commits_per_step"))
             count_ok = count_ok and all(recorded)
         if backend == "sqlite":
             facts["sqlite_journal_mode"] = journal_mode(url)
     fields: dict[str, Any] = {"workload": workload, "name": memory["name"], "mode": f"durable-{backend}",
-                              "runs": timed, "steps_per_run": STEPS, "concurrency": 1, "total_s": total_s}
+                              "runs": timed, "steps_per_run": steps_per_run, "concurrency": 1, "total_s": total_s}
     if workload == "W2":
-        comp_per_run = compensations / timed
-        fields["steps_per_run"] = STEPS + comp_per_run
         ok = ok and compensations_of_done == timed * (STEPS - 1)
-        fields["compensations_per_run"] = comp_per_run
+        fields["compensations_per_run"] = compensations / timed
     for k in ("steps_per_run", "compensations_per_run"):
         if k in fields and float(fields[k]).is_integer():
             fields[k] = int(fields[k])
@@ -233,7 +232,7 @@ async def _stored(workload: str, backend: str, scale: float, retained: bool = Fa
             "memory_runs": memory["runs"], "memory_us_per_step": round(memory_us, 2),
             "us_per_step_above_memory": round(stored_us - memory_us, 2),
             "warmup_runs": warm, "rows_left": left, **({"retention_time_s": RETENTION_S} if retained else {}),
-            **counted.fields(n_count, fields["steps_per_run"]), **floors,
+            **counts, **floors,
             "engine_us_per_step": round(stored_us - floors["sql_replay_us_per_step"], 2), **facts,
             "counting": counted.method,
             "note": f"{_retention_note(retained)}; {timed} runs (in memory: {memory['runs']}); the in-memory "
